@@ -1,0 +1,32 @@
+"""split_dataset: N-d arrays stored as folders of numbered HDF5 blocks, read and written fast."""
+
+from __future__ import annotations
+
+__version__ = "0.5.0.dev0"
+
+from .blocks import Blocks
+from .dataset import SplitDataset
+from .errors import (
+    BlockFileError,
+    ChunkReadError,
+    IncompleteDatasetWarning,
+    MetadataError,
+    NoStackError,
+    NotASplitDatasetError,
+    SplitDatasetError,
+)
+from .threads import get_default_threads, set_default_threads
+
+__all__ = [
+    "Blocks",
+    "SplitDataset",
+    "BlockFileError",
+    "ChunkReadError",
+    "IncompleteDatasetWarning",
+    "MetadataError",
+    "NoStackError",
+    "NotASplitDatasetError",
+    "SplitDatasetError",
+    "get_default_threads",
+    "set_default_threads",
+]

@@ -1,0 +1,233 @@
+"""The block grid: how an array is tiled into (optionally overlapping) blocks.
+
+Same public API as the 0.4.x ``Blocks`` (``slices``, ``block_starts``, ``block_ends``,
+``linear_to_cartesian``, ``cartesian_to_linear``, ``block_to_slices``, ``serialize``...), which
+downstream pipelines use to iterate over blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+
+def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
+    if value is None:
+        return (0,) * ndim
+    if np.ndim(value) == 0:
+        return (int(value),) * ndim
+    result = tuple(int(v) for v in value)
+    if len(result) != ndim:
+        raise ValueError(f"{name} has {len(result)} entries for a {ndim}-d array")
+    return result
+
+
+def blocks_per_axis(shape: Sequence[int], shape_block: Sequence[int], padding: Sequence[int]):
+    """Number of blocks along each axis: ``ceil((size - padding) / block)``, at least one.
+
+    With padding the last block may own up to ``block + padding`` elements (0.4.x rule).
+    """
+    return tuple(
+        max(1, -(-(size - pad) // block)) if size > 0 else 1
+        for size, block, pad in zip(shape, shape_block, padding)
+    )
+
+
+class Blocks:
+    """A regular grid of blocks over an array of shape ``shape_full``.
+
+    Block ``i`` along an axis starts at ``i * block`` and its data (the part it *owns*) ends at
+    ``(i + 1) * block``, except the last block, which owns everything to the end of the axis.
+    A block's file additionally holds ``padding`` elements after it (overlap).
+    """
+
+    def __init__(
+        self,
+        shape_full: Sequence[int],
+        shape_block: Sequence[int | None] | int | None = None,
+        dim_split: Sequence[int] | int | None = None,
+        blocks_number: Sequence[int] | int | None = None,
+        padding: Sequence[int] | int = 0,
+        crop: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        shape_full = tuple(int(s) for s in shape_full)
+        ndim = len(shape_full)
+        self._shape_full = shape_full
+        self._crop = tuple((0, 0) for _ in shape_full) if crop is None else tuple(
+            (int(lo), int(hi)) for lo, hi in crop
+        )
+        if dim_split is not None and np.ndim(dim_split) == 0:
+            dim_split = (int(dim_split),)  # type: ignore[arg-type]
+        shape_cropped = self._cropped_shape()
+        block = list(shape_cropped)
+        if blocks_number is not None:
+            axes = tuple(dim_split) if dim_split is not None else tuple(
+                range(np.size(blocks_number))
+            )
+            numbers = np.broadcast_to(np.asarray(blocks_number), (len(axes),))
+            for axis, number in zip(axes, numbers):
+                block[axis] = -(-shape_cropped[axis] // int(number))
+        elif shape_block is not None:
+            if np.ndim(shape_block) == 0:
+                # An int block size splits the first axis (or dim_split's axes).
+                axes = tuple(dim_split) if dim_split is not None else (0,)
+                for axis in axes:
+                    block[axis] = int(shape_block)  # type: ignore[arg-type]
+            else:
+                given = list(shape_block)  # type: ignore[arg-type]
+                if dim_split is not None and len(given) == len(tuple(dim_split)):
+                    for axis, size in zip(dim_split, given):
+                        block[axis] = int(size)
+                else:
+                    for axis, size in enumerate(given):
+                        if size is not None:
+                            block[axis] = int(size)
+        self._padding = _per_axis(padding, ndim, "padding")
+        self._shape_block = tuple(
+            max(1, min(b, s)) if s > 0 else max(1, b) for b, s in zip(block, shape_cropped)
+        )
+        self._update()
+
+    # --- derived geometry -------------------------------------------------------------------
+
+    def _cropped_shape(self) -> tuple[int, ...]:
+        return tuple(s - lo - hi for s, (lo, hi) in zip(self._shape_full, self._crop))
+
+    def _update(self) -> None:
+        self.shape_cropped = self._cropped_shape()
+        self.starts = tuple(lo for lo, _ in self._crop)
+        grid = blocks_per_axis(self.shape_cropped, self._shape_block, self._padding)
+        self.blocks_grid = grid
+        starts_per_axis = [
+            start + np.arange(n, dtype=np.int64) * block
+            for n, block, start in zip(grid, self._shape_block, self.starts)
+        ]
+        ends_per_axis = [
+            start + np.minimum(size, (np.arange(n, dtype=np.int64) + 1) * block + pad)
+            for n, block, pad, size, start in zip(
+                grid, self._shape_block, self._padding, self.shape_cropped, self.starts
+            )
+        ]
+        self.block_starts = np.stack(np.meshgrid(*starts_per_axis, indexing="ij"), axis=-1)
+        self.block_ends = np.stack(np.meshgrid(*ends_per_axis, indexing="ij"), axis=-1)
+
+    @property
+    def shape_full(self) -> tuple[int, ...]:
+        return self._shape_full
+
+    @shape_full.setter
+    def shape_full(self, value: Sequence[int]) -> None:
+        self._shape_full = tuple(int(v) for v in value)
+        self._update()
+
+    @property
+    def shape_block(self) -> tuple[int, ...]:
+        return self._shape_block
+
+    @shape_block.setter
+    def shape_block(self, value: Sequence[int]) -> None:
+        self._shape_block = tuple(int(v) for v in value)
+        self._update()
+
+    @property
+    def padding(self) -> tuple[int, ...]:
+        return self._padding
+
+    @padding.setter
+    def padding(self, value: Sequence[int] | int) -> None:
+        self._padding = _per_axis(value, len(self._shape_full), "padding")
+        self._update()
+
+    @property
+    def crop(self) -> tuple[tuple[int, int], ...]:
+        return self._crop
+
+    @crop.setter
+    def crop(self, value: Sequence[tuple[int, int]] | None) -> None:
+        self._crop = tuple((0, 0) for _ in self._shape_full) if value is None else tuple(
+            (int(lo), int(hi)) for lo, hi in value
+        )
+        self._update()
+
+    @property
+    def n_blocks(self) -> int:
+        return int(np.prod(self.blocks_grid))
+
+    @property
+    def n_dims(self) -> int:
+        return len(self.shape_cropped)
+
+    # --- block addressing -------------------------------------------------------------------
+
+    def linear_to_cartesian(self, linear_index: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(linear_index, self.blocks_grid))
+
+    def cartesian_to_linear(self, cartesian_index: Sequence[int]) -> int:
+        return int(np.ravel_multi_index(tuple(cartesian_index), self.blocks_grid))
+
+    def slices(self, as_tuples: bool = False) -> Iterator[tuple[tuple[int, ...], tuple[Any, ...]]]:
+        """Yield ``(block_index, slices)`` for every block in file order (C order).
+
+        With ``as_tuples=True`` the slices are ``(start, end)`` pairs, which pickle and
+        serialize more easily than ``slice`` objects.
+        """
+        for linear in range(self.n_blocks):
+            index = self.linear_to_cartesian(linear)
+            bounds = zip(self.block_starts[index], self.block_ends[index])
+            if as_tuples:
+                yield index, tuple((int(s), int(e)) for s, e in bounds)
+            else:
+                yield index, tuple(slice(int(s), int(e)) for s, e in bounds)
+
+    def __getitem__(self, linear_index: int) -> tuple[slice, ...]:
+        index = self.linear_to_cartesian(linear_index)
+        return tuple(
+            slice(int(s), int(e)) for s, e in zip(self.block_starts[index], self.block_ends[index])
+        )
+
+    @staticmethod
+    def block_to_slices(block: Sequence[tuple[int, int]]) -> tuple[slice, ...]:
+        return tuple(slice(lo, hi) for lo, hi in block)
+
+    def centres(self) -> np.ndarray:
+        return (self.block_ends + self.block_starts) / 2
+
+    def block_containing_coords(self, coords: Sequence[int]) -> list[int]:
+        return [
+            int(min(max(c - start, 0) // block, n - 1))
+            for c, start, block, n in zip(coords, self.starts, self._shape_block, self.blocks_grid)
+        ]
+
+    def neighbour_blocks(self, i_block: int, dims: Sequence[int] | None = None) -> np.ndarray:
+        """Linear indices of the blocks adjacent to ``i_block`` (along ``dims``, default all)."""
+        centre = self.linear_to_cartesian(i_block)
+        active = set(range(self.n_dims) if dims is None else dims)
+        ranges = [
+            range(max(c - 1, 0), min(c + 2, n)) if axis in active else [c]
+            for axis, (c, n) in enumerate(zip(centre, self.blocks_grid))
+        ]
+        found = [self.cartesian_to_linear(i) for i in product(*ranges) if tuple(i) != centre]
+        return np.array(found, dtype=np.int64)
+
+    def drop_dim(self, dim_to_drop: int) -> Blocks:
+        def keep(values: Sequence[Any]) -> tuple[Any, ...]:
+            return tuple(v for axis, v in enumerate(values) if axis != dim_to_drop)
+
+        return Blocks(
+            keep(self.shape_full),
+            shape_block=keep(self.shape_block),
+            padding=keep(self.padding),
+            crop=keep(self.crop),
+        )
+
+    def serialize(self) -> dict[str, Any]:
+        return dict(
+            shape_full=list(self.shape_full),
+            shape_block=list(self.shape_block),
+            crop_start=[lo for lo, _ in self.crop],
+            crop_end=[hi for _, hi in self.crop],
+            padding=list(self.padding),
+        )

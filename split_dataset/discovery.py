@@ -1,0 +1,97 @@
+"""Layout discovery: which files of a folder are the blocks, in which order, and the metadata."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MetadataError, NotASplitDatasetError
+from .metadata import METADATA_SUFFIX, StackMetadata, read_json_metadata, read_legacy_metadata
+
+_NUMBERED_STEM = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
+
+
+@dataclass(frozen=True)
+class FolderContents:
+    """The block files of a folder in block order, and where the metadata came from."""
+
+    folder: Path
+    block_files: tuple[Path, ...]
+    metadata: StackMetadata
+    metadata_path: Path
+    legacy: bool  # metadata read from inside the last block file (no JSON)
+
+
+def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
+    """``*.h5`` files whose stem ends in digits, sorted by that number (not as strings).
+
+    Files without digits (``shifts_sobel.h5``) are not blocks. Without a prefix, all numbered
+    files must share one name prefix, otherwise the choice is ambiguous and we refuse to guess.
+    """
+    by_prefix: dict[str, list[tuple[int, Path]]] = {}
+    for path in folder.glob("*.h5"):
+        match = _NUMBERED_STEM.match(path.stem)
+        if match is None:
+            continue
+        name_prefix = match["prefix"]
+        if prefix is not None and name_prefix != prefix:
+            continue
+        by_prefix.setdefault(name_prefix, []).append((int(match["number"]), path))
+    if len(by_prefix) > 1:
+        names = ", ".join(repr(p) for p in sorted(by_prefix))
+        raise NotASplitDatasetError(
+            f"{folder}: block files with several name prefixes ({names}); pass prefix= to choose"
+        )
+    numbered = next(iter(by_prefix.values()), [])
+    numbered.sort()
+    return [path for _, path in numbered]
+
+
+def find_metadata_file(folder: Path, prefix: str | None = None) -> Path | None:
+    if prefix:
+        candidate = folder / f"{prefix}{METADATA_SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    candidates = sorted(folder.glob(f"*{METADATA_SUFFIX}"))
+    if len(candidates) > 1:
+        names = ", ".join(c.name for c in candidates)
+        raise MetadataError(f"{folder}: several metadata files ({names}); pass prefix= to choose")
+    return candidates[0] if candidates else None
+
+
+def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
+    """Find the metadata and the block files of a split dataset, touching as little as possible.
+
+    Reads the JSON, or for the legacy layout only the ``/stack_metadata`` group of the last file.
+    Never writes.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotASplitDatasetError(f"{folder}: not a folder")
+    metadata_path = find_metadata_file(folder, prefix)
+    numbered = numbered_block_files(folder, prefix)
+    legacy = metadata_path is None
+    if legacy:
+        if not numbered:
+            raise NotASplitDatasetError(
+                f"{folder}: not a split dataset (no {METADATA_SUFFIX} and no numbered .h5 files)"
+            )
+        metadata_path = numbered[-1]
+        metadata = read_legacy_metadata(metadata_path)
+    else:
+        assert metadata_path is not None
+        metadata = read_json_metadata(metadata_path)
+    if metadata.files is not None:
+        block_files = [folder / name for name in metadata.files]
+        missing = [p.name for p in block_files if not p.is_file()]
+        if missing:
+            raise NotASplitDatasetError(
+                f"{folder}: block files listed in the metadata are missing: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
+    else:
+        block_files = numbered
+    if not block_files:
+        raise NotASplitDatasetError(f"{folder}: the metadata is there but no block file (*.h5) is")
+    return FolderContents(folder, tuple(block_files), metadata, metadata_path, legacy)

@@ -1,0 +1,38 @@
+"""Exception types of the package.
+
+Where NumPy has a natural exception (``IndexError`` for a bad index, ``ValueError`` for a bad
+shape) that one is raised; everything about files on disk derives from ``SplitDatasetError``.
+"""
+
+from __future__ import annotations
+
+
+class SplitDatasetError(Exception):
+    """Base class for problems with a split dataset on disk."""
+
+
+class NotASplitDatasetError(SplitDatasetError, FileNotFoundError):
+    """The folder holds no split dataset (no block files, no metadata)."""
+
+
+class MetadataError(SplitDatasetError, ValueError):
+    """``stack_metadata.json`` (or the legacy in-file metadata) is missing keys or malformed."""
+
+
+class BlockFileError(SplitDatasetError, OSError):
+    """A block file is missing, unreadable, not HDF5, or disagrees with the metadata."""
+
+
+class ChunkReadError(SplitDatasetError, OSError):
+    """A chunk could not be read or decoded (truncated file, corrupt bytes, wrong size)."""
+
+
+class NoStackError(SplitDatasetError, KeyError):
+    """The block files hold no dataset whose name contains ``stack`` (e.g. derived traces)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IncompleteDatasetWarning(UserWarning):
+    """The files hold fewer elements than the metadata announces (a recording stopped early)."""

@@ -1,0 +1,246 @@
+"""Layout of one block file: where its stack dataset's chunks are and how they are encoded.
+
+Learned once per file through h5py (the only place that takes h5py's global lock on the read
+path); afterwards a chunk is a byte range of the file that the compiled reader fetches with
+``pread`` and decodes itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BlockFileError, NoStackError
+
+# HDF5 filter ids.
+FILTER_DEFLATE = 1
+FILTER_SHUFFLE = 2
+FILTER_BLOSC = 32001
+
+# Contiguous datasets are read as a grid of virtual chunks of about this size, so that a plane
+# of a large block costs one plane, and big reads still split into parallel tasks.
+VIRTUAL_CHUNK_BYTES = 256 * 1024
+
+
+class Codec(IntEnum):
+    """How the fast path decodes a chunk; must match ``src_ext/_chunk_reader.pyx``."""
+
+    RAW = 0
+    BLOSC = 1
+    DEFLATE = 2
+    SHUFFLE_DEFLATE = 3
+    SHUFFLE = 4
+    H5PY = 99  # not decoded by us: read through h5py + hdf5plugin
+
+
+_PIPELINES = {
+    (): Codec.RAW,
+    (FILTER_BLOSC,): Codec.BLOSC,
+    (FILTER_DEFLATE,): Codec.DEFLATE,
+    (FILTER_SHUFFLE, FILTER_DEFLATE): Codec.SHUFFLE_DEFLATE,
+    (FILTER_SHUFFLE,): Codec.SHUFFLE,
+}
+
+_FILTER_NAMES = {
+    FILTER_DEFLATE: "deflate",
+    FILTER_SHUFFLE: "shuffle",
+    3: "fletcher32",
+    4: "szip",
+    5: "nbit",
+    6: "scaleoffset",
+    32000: "lzf",
+    FILTER_BLOSC: "blosc",
+    32008: "bitshuffle",
+    32015: "zstd",
+    32026: "blosc2",
+}
+
+_BLOSC_CODECS = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
+
+
+def stack_key(handle, path: Path) -> str:
+    """The name of the array in a block file: the first top-level dataset containing 'stack'."""
+    import h5py
+
+    for key in handle:
+        if "stack" in key and isinstance(handle.get(key, getlink=False), h5py.Dataset):
+            return key
+    raise NoStackError(
+        f"{path}: no dataset whose name contains 'stack' (found: {', '.join(handle) or 'nothing'})"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class FileLayout:
+    """The stack dataset of one file: shape, dtype, chunking, codec and chunk byte ranges.
+
+    ``chunk_offset[i]`` is -1 for a chunk that was never written (read as the fill value).
+    """
+
+    path: Path
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunk_shape: tuple[int, ...]
+    chunk_grid: tuple[int, ...]
+    contiguous: bool
+    codec: Codec
+    filters: tuple[tuple[int, tuple[int, ...]], ...]
+    chunk_offset: np.ndarray  # int64 per chunk, C order over chunk_grid
+    chunk_size: np.ndarray  # int64 stored bytes
+    chunk_mask: np.ndarray  # int64 HDF5 filter mask (bit i: filter i skipped)
+    file_size: int
+    file_mtime_ns: int
+
+    @property
+    def chunk_nbytes(self) -> int:
+        return int(np.prod(self.chunk_shape)) * self.dtype.itemsize
+
+    def describe_filters(self) -> str:
+        if not self.filters:
+            return "contiguous, uncompressed" if self.contiguous else "chunked, uncompressed"
+        parts = []
+        for filter_id, values in self.filters:
+            name = _FILTER_NAMES.get(filter_id, f"filter {filter_id}")
+            if filter_id == FILTER_BLOSC and len(values) >= 6:
+                codec = _BLOSC_CODECS.get(values[6], str(values[6])) if len(values) > 6 else "blosclz"
+                shuffle = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}.get(values[5], "?")
+                name = f"blosc:{codec} level {values[4]} {shuffle}"
+            elif filter_id == FILTER_DEFLATE and values:
+                name = f"deflate level {values[0]}"
+            parts.append(name)
+        return " + ".join(parts)
+
+    def chunk_coordinates(self, linear_index: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(linear_index, self.chunk_grid))
+
+
+def virtual_chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Chunks of a contiguous dataset that are each one contiguous byte range of the file.
+
+    Leading axes get 1, one axis gets as many rows as fit in ``VIRTUAL_CHUNK_BYTES``, the
+    trailing axes are whole.
+    """
+    ndim = len(shape)
+    chunk = list(shape)
+    trailing = itemsize
+    for axis in range(ndim - 1, -1, -1):
+        if trailing * shape[axis] <= VIRTUAL_CHUNK_BYTES:
+            trailing *= shape[axis]
+            continue
+        chunk[axis] = max(1, VIRTUAL_CHUNK_BYTES // trailing)
+        for leading in range(axis):
+            chunk[leading] = 1
+        break
+    return tuple(max(1, c) for c in chunk)
+
+
+def _grid(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-(-s // c) for s, c in zip(shape, chunk))
+
+
+def _contiguous_table(dataset, shape, chunk, itemsize):
+    grid = _grid(shape, chunk)
+    count = int(np.prod(grid))
+    base = dataset.id.get_offset()
+    offsets = np.full(count, -1, dtype=np.int64)
+    sizes = np.zeros(count, dtype=np.int64)
+    if base is None or count == 0:  # storage never allocated: all fill value
+        return grid, offsets, sizes
+    origins = np.stack(np.unravel_index(np.arange(count), grid), axis=1) * np.asarray(chunk)
+    element_strides = np.asarray(
+        [int(np.prod(shape[a + 1 :])) for a in range(len(shape))], dtype=np.int64
+    )
+    offsets[:] = base + (origins @ element_strides) * itemsize
+    # Virtual chunks are whole along every axis but one; the edge one holds fewer rows.
+    extents = np.minimum(origins + np.asarray(chunk), np.asarray(shape)) - origins
+    sizes[:] = np.prod(extents, axis=1) * itemsize
+    return grid, offsets, sizes
+
+
+def _chunked_table(dataset, shape, chunk):
+    grid = _grid(shape, chunk)
+    count = int(np.prod(grid))
+    offsets = np.full(count, -1, dtype=np.int64)
+    sizes = np.zeros(count, dtype=np.int64)
+    masks = np.zeros(count, dtype=np.int64)
+    chunk_array = np.asarray(chunk, dtype=np.int64)
+    grid_strides = np.asarray(
+        [int(np.prod(grid[a + 1 :])) for a in range(len(grid))], dtype=np.int64
+    )
+    records: list[tuple[tuple[int, ...], int, int, int]] = []
+
+    def collect(info) -> None:
+        records.append((info.chunk_offset, info.filter_mask, info.byte_offset, info.size))
+
+    dataset.id.chunk_iter(collect)
+    if records:
+        origins = np.asarray([r[0] for r in records], dtype=np.int64).reshape(-1, len(shape))
+        linear = (origins // chunk_array) @ grid_strides
+        masks[linear] = [r[1] for r in records]
+        offsets[linear] = [r[2] for r in records]
+        sizes[linear] = [r[3] for r in records]
+    return grid, offsets, sizes, masks
+
+
+def read_file_layout(path: Path, key: str | None = None) -> FileLayout:
+    """Open ``path`` with h5py once and record everything the fast reader needs."""
+    import h5py
+
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise BlockFileError(f"{path}: cannot open block file: {error}") from error
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
+    with handle:
+        if key is None or key not in handle:
+            key = stack_key(handle, path)
+        dataset = handle[key]
+        shape = tuple(int(s) for s in dataset.shape)
+        dtype = dataset.dtype
+        plist = dataset.id.get_create_plist()
+        filters = tuple(
+            (int(f[0]), tuple(int(v) for v in f[2]))
+            for f in (plist.get_filter(i) for i in range(plist.get_nfilters()))
+        )
+        fill = np.zeros((), dtype=dtype)
+        plist.get_fill_value(fill)
+        contiguous = dataset.chunks is None
+        try:
+            if contiguous:
+                chunk = virtual_chunk_shape(shape, dtype.itemsize)
+                grid, offsets, sizes = _contiguous_table(dataset, shape, chunk, dtype.itemsize)
+                masks = np.zeros_like(offsets)
+                codec = Codec.RAW
+            else:
+                chunk = tuple(int(c) for c in dataset.chunks)
+                grid, offsets, sizes, masks = _chunked_table(dataset, shape, chunk)
+                codec = _PIPELINES.get(tuple(f for f, _ in filters), Codec.H5PY)
+        except (OSError, RuntimeError) as error:
+            raise BlockFileError(f"{path}: cannot index the chunks of '{key}': {error}") from error
+        if fill.tobytes() != bytes(dtype.itemsize) or dtype.hasobject or dtype.kind in "OUSV":
+            codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
+    return FileLayout(
+        path=Path(path),
+        key=key,
+        shape=shape,
+        dtype=dtype,
+        chunk_shape=chunk,
+        chunk_grid=grid,
+        contiguous=contiguous,
+        codec=codec,
+        filters=filters,
+        chunk_offset=offsets,
+        chunk_size=sizes,
+        chunk_mask=masks,
+        file_size=stat.st_size,
+        file_mtime_ns=stat.st_mtime_ns,
+    )
+

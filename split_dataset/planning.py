@@ -1,0 +1,258 @@
+"""Planning: canonical selection x block grid x chunk grids -> which bytes go where. No I/O.
+
+Two stages, both pure functions returning values:
+
+1. ``plan_blocks``: per axis, the selected source coordinates sorted, with the output position
+   of each, and which files (blocks) are touched. Needs only the block grid.
+2. ``plan_chunks``: given the chunk shape of each touched file, per axis the runs of
+   coordinates that fall in one (block, chunk) - "groups" - and the read tasks: one task per
+   chunk to decode, naming one group per axis. Each chunk appears in exactly one task, so a
+   strided or repeated selection never decodes a chunk twice.
+
+The per-axis grouping and the task product run in compiled code (``_ext._planner``); the
+pure-Python reference below has the same signatures and is selected with
+``SPLIT_DATASET_PLANNER=python``. Tests run against both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .selection import IntTerm, Term, term_coordinates
+
+
+@dataclass(frozen=True, eq=False)
+class AxisSelection:
+    """The selection along one axis, sorted by source coordinate."""
+
+    coords: np.ndarray  # int64 source coordinates, non-decreasing
+    out_positions: np.ndarray  # int64 output position of each coordinate
+    has_output_axis: bool
+
+
+@dataclass(frozen=True, eq=False)
+class BlockPlan:
+    axes: tuple[AxisSelection, ...]
+    block_shape: tuple[int, ...]
+    blocks_grid: tuple[int, ...]
+    files: tuple[int, ...]  # linear block indices touched, increasing
+    block_ranges: tuple[np.ndarray, ...]  # per axis: [first, end) block touched, as 2 ints
+
+    def file_block_index(self, linear: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(linear, self.blocks_grid))
+
+
+@dataclass(frozen=True, eq=False)
+class ReadPlan:
+    """Every chunk to decode and where each selected element of it goes.
+
+    Group ``g`` is a run of coordinates along one axis inside one chunk:
+    ``in_coords[group_start[g] : group_start[g] + group_count[g]]`` (coordinates inside the
+    chunk) go to the same slice of ``out_coords`` (positions along the output axis).
+    Task ``t`` decodes chunk ``sum(group_chunk[task_groups[t, a]] * grid_stride[a])`` of file
+    ``files[task_file[t]]`` and copies the product of its groups.
+    """
+
+    out_shape: tuple[int, ...]
+    out_axis: tuple[int, ...]  # per array axis: output axis, or -1 for an integer index
+    files: tuple[int, ...]
+    chunk_shapes: tuple[tuple[int, ...], ...]  # per entry of files
+    in_coords: np.ndarray
+    out_coords: np.ndarray
+    group_chunk: np.ndarray
+    group_start: np.ndarray
+    group_count: np.ndarray
+    group_contiguous: np.ndarray  # uint8: in and out both advance by one along the run
+    task_file: np.ndarray
+    task_groups: np.ndarray  # (tasks, ndim)
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.task_file.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReadPlan):
+            return NotImplemented
+        return all(
+            np.array_equal(getattr(self, f.name), getattr(other, f.name))
+            if isinstance(getattr(self, f.name), np.ndarray)
+            else getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"ReadPlan(out_shape={self.out_shape}, files={list(self.files)}, "
+            f"tasks={self.n_tasks}, groups={len(self.group_start)})"
+        )
+
+    def describe(self) -> list[str]:
+        """One line per task: file, chunk along each axis, in-chunk -> output coordinates."""
+        lines = []
+        for t in range(self.n_tasks):
+            parts = []
+            for g in self.task_groups[t]:
+                start, count = int(self.group_start[g]), int(self.group_count[g])
+                coords = self.in_coords[start : start + count].tolist()
+                outs = self.out_coords[start : start + count].tolist()
+                parts.append(f"chunk {int(self.group_chunk[g])}: {coords}->{outs}")
+            lines.append(f"file {self.files[self.task_file[t]]}: " + "; ".join(parts))
+        return lines
+
+
+# --- stage 1: blocks ---------------------------------------------------------------------------
+
+
+def _axis_selection(term: Term) -> AxisSelection:
+    coords, positions = term_coordinates(term)
+    if coords.size > 1 and np.any(coords[1:] < coords[:-1]):
+        order = np.argsort(coords, kind="stable")
+        coords, positions = coords[order], positions[order]
+    return AxisSelection(
+        np.ascontiguousarray(coords, dtype=np.int64),
+        np.ascontiguousarray(positions, dtype=np.int64),
+        not isinstance(term, IntTerm),
+    )
+
+
+def block_of(coords: np.ndarray, block_size: int, n_blocks: int) -> np.ndarray:
+    """Block owning each coordinate: the last block also owns any padding-length tail."""
+    return np.minimum(coords // block_size, n_blocks - 1)
+
+
+def plan_blocks(
+    terms: tuple[Term, ...], block_shape: tuple[int, ...], blocks_grid: tuple[int, ...]
+) -> BlockPlan:
+    axes = tuple(_axis_selection(t) for t in terms)
+    per_axis_blocks = []
+    for axis, selection in enumerate(axes):
+        blocks = block_of(selection.coords, block_shape[axis], blocks_grid[axis])
+        per_axis_blocks.append(np.unique(blocks))
+    if any(b.size == 0 for b in per_axis_blocks):
+        files: tuple[int, ...] = ()
+    else:
+        mesh = np.meshgrid(*per_axis_blocks, indexing="ij")
+        files = tuple(int(f) for f in np.ravel_multi_index(mesh, blocks_grid).ravel())
+    ranges = tuple(
+        np.array([b[0], b[-1] + 1] if b.size else [0, 0], dtype=np.int64) for b in per_axis_blocks
+    )
+    return BlockPlan(axes, tuple(block_shape), tuple(blocks_grid), files, ranges)
+
+
+# --- stage 2: chunks (reference implementation) --------------------------------------------------
+
+
+def _group_axis_reference(coords, positions, block_size, n_blocks, chunk_size):
+    """Runs of consecutive sorted coordinates sharing (block, chunk)."""
+    blocks = block_of(coords, block_size, n_blocks)
+    local = coords - blocks * block_size
+    chunks = local // chunk_size
+    in_chunk = local - chunks * chunk_size
+    if coords.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty, np.zeros(0, dtype=np.uint8), in_chunk
+    boundary = np.flatnonzero((np.diff(blocks) != 0) | (np.diff(chunks) != 0)) + 1
+    starts = np.concatenate([[0], boundary]).astype(np.int64)
+    counts = np.diff(np.concatenate([starts, [coords.size]])).astype(np.int64)
+    contiguous = np.array(
+        [
+            bool(np.all(np.diff(in_chunk[s : s + c]) == 1) and np.all(np.diff(positions[s : s + c]) == 1))
+            for s, c in zip(starts, counts)
+        ],
+        dtype=np.uint8,
+    )
+    return blocks[starts], chunks[starts], starts, counts, contiguous, in_chunk
+
+
+def _tasks_reference(group_ranges: np.ndarray) -> np.ndarray:
+    """All combinations of one group per axis, for each file, in C order."""
+    ndim = group_ranges.shape[1]
+    rows = []
+    for file_slot, ranges in enumerate(group_ranges):
+        for combo in itertools.product(*(range(lo, hi) for lo, hi in ranges)):
+            rows.append((file_slot, *combo))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, ndim + 1)
+
+
+def _compiled():
+    if os.environ.get("SPLIT_DATASET_PLANNER", "").lower() == "python":
+        return None
+    from ._ext import _planner
+
+    return _planner
+
+
+def planner_name() -> str:
+    return "python" if _compiled() is None else "compiled"
+
+
+def plan_chunks(block_plan: BlockPlan, chunk_shapes: Mapping[int, tuple[int, ...]]) -> ReadPlan:
+    """Split the block plan by each touched file's chunk grid into decode tasks."""
+    compiled = _compiled()
+    group_axis = compiled.group_axis if compiled else _group_axis_reference
+    build_tasks = compiled.build_tasks if compiled else _tasks_reference
+    axes = block_plan.axes
+    ndim = len(axes)
+    files = block_plan.files
+    pools_in, pools_out, chunk_parts, start_parts, count_parts, contiguous_parts = [], [], [], [], [], []
+    pool_offset = 0
+    group_offset = 0
+    # (axis, chunk size) -> (first group id, group blocks) of that variant
+    variants: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
+    group_ranges = np.zeros((len(files), ndim, 2), dtype=np.int64)
+    for slot, linear in enumerate(files):
+        block_index = block_plan.file_block_index(linear)
+        chunk_shape = chunk_shapes[linear]
+        for axis, selection in enumerate(axes):
+            key = (axis, int(chunk_shape[axis]))
+            if key not in variants:
+                blocks, chunks, starts, counts, contiguous, in_chunk = group_axis(
+                    selection.coords,
+                    selection.out_positions,
+                    block_plan.block_shape[axis],
+                    block_plan.blocks_grid[axis],
+                    key[1],
+                )
+                variants[key] = (group_offset, np.asarray(blocks))
+                pools_in.append(np.asarray(in_chunk))
+                pools_out.append(selection.out_positions)
+                chunk_parts.append(np.asarray(chunks))
+                start_parts.append(np.asarray(starts) + pool_offset)
+                count_parts.append(np.asarray(counts))
+                contiguous_parts.append(np.asarray(contiguous))
+                pool_offset += selection.coords.size
+                group_offset += len(starts)
+            first, blocks = variants[key]
+            lo = np.searchsorted(blocks, block_index[axis], side="left")
+            hi = np.searchsorted(blocks, block_index[axis], side="right")
+            group_ranges[slot, axis] = (first + lo, first + hi)
+
+    def concat(parts, dtype):
+        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+
+    tasks = build_tasks(group_ranges) if files else np.zeros((0, ndim + 1), dtype=np.int64)
+    out_axis, out_index = [], 0
+    for selection in axes:
+        out_axis.append(out_index if selection.has_output_axis else -1)
+        out_index += selection.has_output_axis
+    return ReadPlan(
+        out_shape=tuple(a.coords.size for a in axes if a.has_output_axis),
+        out_axis=tuple(out_axis),
+        files=files,
+        chunk_shapes=tuple(tuple(chunk_shapes[f]) for f in files),
+        in_coords=concat(pools_in, np.int64),
+        out_coords=concat(pools_out, np.int64),
+        group_chunk=concat(chunk_parts, np.int64),
+        group_start=concat(start_parts, np.int64),
+        group_count=concat(count_parts, np.int64),
+        group_contiguous=concat(contiguous_parts, np.uint8),
+        task_file=np.ascontiguousarray(tasks[:, 0]),
+        task_groups=np.ascontiguousarray(tasks[:, 1:]),
+    )

@@ -1,0 +1,173 @@
+"""Execute read plans: the compiled chunk reader on worker threads, h5py for exotic filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ._ext import _chunk_reader
+from .errors import BlockFileError, ChunkReadError
+from .file_cache import FileCache, OpenBlockFile
+from .file_layout import Codec, FileLayout
+from .planning import BlockPlan, ReadPlan, plan_blocks, plan_chunks
+from .selection import Term
+from .threads import effective_threads, run_parallel
+
+
+class BlockGrid:
+    """What the reader needs to know about the dataset as a whole."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        block_shape: tuple[int, ...],
+        blocks_grid: tuple[int, ...],
+        files: Sequence[Path],
+        key: str | None,
+    ) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.block_shape = block_shape
+        self.blocks_grid = blocks_grid
+        self.files = list(files)
+        self.key = key
+
+    def owned_extent(self, block_index: tuple[int, ...]) -> tuple[int, ...]:
+        """How many elements of the array the block owns along each axis."""
+        extent = []
+        for axis, b in enumerate(block_index):
+            start = b * self.block_shape[axis]
+            last = b == self.blocks_grid[axis] - 1
+            end = self.shape[axis] if last else min(self.shape[axis], start + self.block_shape[axis])
+            extent.append(max(0, end - start))
+        return tuple(extent)
+
+    def check_layout(self, layout: FileLayout, block_index: tuple[int, ...]) -> None:
+        if len(layout.shape) != len(self.shape):
+            raise BlockFileError(
+                f"{layout.path}: '{layout.key}' is {len(layout.shape)}-d, the dataset is "
+                f"{len(self.shape)}-d"
+            )
+        if layout.dtype != self.dtype:
+            raise BlockFileError(
+                f"{layout.path}: '{layout.key}' has dtype {layout.dtype}, the dataset {self.dtype}"
+            )
+        needed = self.owned_extent(block_index)
+        if any(have < need for have, need in zip(layout.shape, needed)):
+            raise BlockFileError(
+                f"{layout.path}: '{layout.key}' has shape {layout.shape} but block "
+                f"{block_index} needs at least {needed}"
+            )
+
+
+def _file_entry(entry: OpenBlockFile) -> tuple:
+    layout = entry.layout
+    fd = entry.fd if layout.codec != Codec.H5PY else -1
+    return (
+        fd,
+        int(layout.codec),
+        layout.dtype.itemsize,
+        layout.contiguous,
+        layout.chunk_shape,
+        layout.chunk_grid,
+        layout.chunk_offset,
+        layout.chunk_size,
+        layout.chunk_mask,
+    )
+
+
+def _describe_failure(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> str:
+    task = context.error_task
+    entry = entries[plan.task_file[task]]
+    layout = entry.layout
+    linear = context.chunk_index(task)
+    what = _chunk_reader.ERROR_NAMES.get(context.error_code, f"error {context.error_code}")
+    where = ""
+    if 0 <= linear < len(layout.chunk_offset):
+        where = (
+            f" at byte {int(layout.chunk_offset[linear])}"
+            f" ({int(layout.chunk_size[linear])} bytes stored)"
+        )
+        chunk = layout.chunk_coordinates(linear)
+    else:
+        chunk = (linear,)
+    return (
+        f"{layout.path}: chunk {chunk} of '{layout.key}'{where}: {what} "
+        f"(detail {context.error_detail}; {layout.describe_filters()})"
+    )
+
+
+def _read_with_h5py(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> None:
+    """Tasks of files whose filters the compiled path does not decode: h5py decodes the chunk."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers blosc2, lz4, zstd, bitshuffle... filters)
+
+    tasks = [t for t in range(plan.n_tasks) if entries[plan.task_file[t]].layout.codec == Codec.H5PY]
+    by_file: dict[int, list[int]] = {}
+    for task in tasks:
+        by_file.setdefault(int(plan.task_file[task]), []).append(task)
+    for slot, file_tasks in by_file.items():
+        layout = entries[slot].layout
+        chunk = np.zeros(layout.chunk_shape, dtype=layout.dtype)
+        try:
+            handle = h5py.File(layout.path, "r")
+        except OSError as error:
+            raise BlockFileError(f"{layout.path}: not a readable HDF5 file ({error})") from error
+        with handle:
+            dataset = handle[layout.key]
+            for task in file_tasks:
+                coords = layout.chunk_coordinates(context.chunk_index(task))
+                region = tuple(
+                    slice(c * size, min((c + 1) * size, extent))
+                    for c, size, extent in zip(coords, layout.chunk_shape, layout.shape)
+                )
+                inner = tuple(slice(0, r.stop - r.start) for r in region)
+                try:
+                    chunk[inner] = dataset[region]
+                except OSError as error:
+                    raise ChunkReadError(
+                        f"{layout.path}: chunk {coords} of '{layout.key}': h5py failed: {error}"
+                    ) from error
+                context.scatter_decoded(task, chunk.reshape(-1).view(np.uint8))
+
+
+def read_orthogonal(
+    grid: BlockGrid,
+    cache: FileCache,
+    terms: tuple[Term, ...],
+    out: np.ndarray,
+    threads: int | None = None,
+) -> None:
+    """Fill ``out`` (one axis per non-integer term, any strides) with the orthogonal selection."""
+    block_plan = plan_blocks(terms, grid.block_shape, grid.blocks_grid)
+    if out.size == 0 or not block_plan.files:
+        return
+    n_threads = effective_threads(threads)
+    # Bound the files held open at once; each batch is planned and executed on its own.
+    batch_size = max(1, cache.capacity // 2)
+    for first in range(0, len(block_plan.files), batch_size):
+        batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
+        _read_batch(grid, cache, batch, out, n_threads)
+
+
+def _read_batch(
+    grid: BlockGrid, cache: FileCache, block_plan: BlockPlan, out: np.ndarray, n_threads: int
+) -> None:
+    paths = [grid.files[f] for f in block_plan.files]
+    with cache.acquire(paths, grid.key) as entries:
+        for linear, entry in zip(block_plan.files, entries):
+            grid.check_layout(entry.layout, block_plan.file_block_index(linear))
+        plan = plan_chunks(
+            block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, entries)}
+        )
+        out_strides = [out.strides[a] if a >= 0 else 0 for a in plan.out_axis]
+        context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
+        run_parallel(context.run, min(n_threads, plan.n_tasks))
+        if context.error_code:
+            raise ChunkReadError(_describe_failure(context, plan, entries))
+        if any(e.layout.codec == Codec.H5PY for e in entries):
+            _read_with_h5py(context, plan, entries)
