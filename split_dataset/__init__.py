@@ -16,9 +16,12 @@ from .errors import (
     SplitDatasetError,
 )
 from .threads import get_default_threads, set_default_threads
+from .writer import EmptySplitDataset, save_to_split_dataset
 
 __all__ = [
     "Blocks",
+    "EmptySplitDataset",
+    "save_to_split_dataset",
     "SplitDataset",
     "BlockFileError",
     "ChunkReadError",

@@ -74,8 +74,11 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
     legacy = metadata_path is None
     if legacy:
         if not numbered:
+            inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob(f"*{METADATA_SUFFIX}")))
+            hint = f"; its subfolders {', '.join(inside)} are split datasets" if inside else ""
             raise NotASplitDatasetError(
                 f"{folder}: not a split dataset (no {METADATA_SUFFIX} and no numbered .h5 files)"
+                + hint
             )
         metadata_path = numbered[-1]
         metadata = read_legacy_metadata(metadata_path)

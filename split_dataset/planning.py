@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .selection import IntTerm, Term, term_coordinates
+from .selection import IntTerm, SliceTerm, Term, term_coordinates
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +41,6 @@ class BlockPlan:
     block_shape: tuple[int, ...]
     blocks_grid: tuple[int, ...]
     files: tuple[int, ...]  # linear block indices touched, increasing
-    block_ranges: tuple[np.ndarray, ...]  # per axis: [first, end) block touched, as 2 ints
 
     def file_block_index(self, linear: int) -> tuple[int, ...]:
         return tuple(int(i) for i in np.unravel_index(linear, self.blocks_grid))
@@ -127,23 +126,45 @@ def block_of(coords: np.ndarray, block_size: int, n_blocks: int) -> np.ndarray:
     return np.minimum(coords // block_size, n_blocks - 1)
 
 
+def _plan_blocks_reference(terms: tuple[Term, ...], block_shape, blocks_grid):
+    axes = tuple(_axis_selection(t) for t in terms)
+    per_axis_blocks = [
+        np.unique(block_of(selection.coords, block_shape[axis], blocks_grid[axis]))
+        for axis, selection in enumerate(axes)
+    ]
+    if any(b.size == 0 for b in per_axis_blocks):
+        return axes, ()
+    mesh = np.meshgrid(*per_axis_blocks, indexing="ij")
+    return axes, tuple(int(f) for f in np.ravel_multi_index(mesh, blocks_grid).ravel())
+
+
+def _term_spec(term: Term) -> tuple:
+    if isinstance(term, IntTerm):
+        return (0, term.index, 1, 1, 0, None)
+    if isinstance(term, SliceTerm):
+        return (1, term.start, term.step, term.count, int(term.reverse), None)
+    return (2, 0, 0, term.count, 0, term.coords)
+
+
 def plan_blocks(
     terms: tuple[Term, ...], block_shape: tuple[int, ...], blocks_grid: tuple[int, ...]
 ) -> BlockPlan:
-    axes = tuple(_axis_selection(t) for t in terms)
-    per_axis_blocks = []
-    for axis, selection in enumerate(axes):
-        blocks = block_of(selection.coords, block_shape[axis], blocks_grid[axis])
-        per_axis_blocks.append(np.unique(blocks))
-    if any(b.size == 0 for b in per_axis_blocks):
-        files: tuple[int, ...] = ()
+    """Stage 1: per axis the sorted selection, and the blocks (files) it touches."""
+    compiled = _compiled()
+    if compiled is None:
+        axes, files = _plan_blocks_reference(terms, block_shape, blocks_grid)
     else:
-        mesh = np.meshgrid(*per_axis_blocks, indexing="ij")
-        files = tuple(int(f) for f in np.ravel_multi_index(mesh, blocks_grid).ravel())
-    ranges = tuple(
-        np.array([b[0], b[-1] + 1] if b.size else [0, 0], dtype=np.int64) for b in per_axis_blocks
-    )
-    return BlockPlan(axes, tuple(block_shape), tuple(blocks_grid), files, ranges)
+        coords, positions, file_array = compiled.axis_selections(
+            [_term_spec(t) for t in terms],
+            np.asarray(block_shape, dtype=np.int64),
+            np.asarray(blocks_grid, dtype=np.int64),
+        )
+        axes = tuple(
+            AxisSelection(c, p, not isinstance(t, IntTerm))
+            for c, p, t in zip(coords, positions, terms)
+        )
+        files = tuple(file_array.tolist())
+    return BlockPlan(axes, tuple(block_shape), tuple(blocks_grid), files)
 
 
 # --- stage 2: chunks (reference implementation) --------------------------------------------------
@@ -193,40 +214,34 @@ def planner_name() -> str:
     return "python" if _compiled() is None else "compiled"
 
 
-def plan_chunks(block_plan: BlockPlan, chunk_shapes: Mapping[int, tuple[int, ...]]) -> ReadPlan:
-    """Split the block plan by each touched file's chunk grid into decode tasks."""
-    compiled = _compiled()
-    group_axis = compiled.group_axis if compiled else _group_axis_reference
-    build_tasks = compiled.build_tasks if compiled else _tasks_reference
+def _plan_chunks_reference(block_plan: BlockPlan, chunk_shapes) -> tuple[np.ndarray, ...]:
     axes = block_plan.axes
     ndim = len(axes)
     files = block_plan.files
     pools_in, pools_out, chunk_parts, start_parts, count_parts, contiguous_parts = [], [], [], [], [], []
-    pool_offset = 0
-    group_offset = 0
-    # (axis, chunk size) -> (first group id, group blocks) of that variant
+    pool_offset = group_offset = 0
+    # (axis, chunk size) -> (first group id, block of each group), created in order of first use
     variants: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
     group_ranges = np.zeros((len(files), ndim, 2), dtype=np.int64)
     for slot, linear in enumerate(files):
         block_index = block_plan.file_block_index(linear)
-        chunk_shape = chunk_shapes[linear]
         for axis, selection in enumerate(axes):
-            key = (axis, int(chunk_shape[axis]))
+            key = (axis, int(chunk_shapes[slot][axis]))
             if key not in variants:
-                blocks, chunks, starts, counts, contiguous, in_chunk = group_axis(
+                blocks, chunks, starts, counts, contiguous, in_chunk = _group_axis_reference(
                     selection.coords,
                     selection.out_positions,
                     block_plan.block_shape[axis],
                     block_plan.blocks_grid[axis],
                     key[1],
                 )
-                variants[key] = (group_offset, np.asarray(blocks))
-                pools_in.append(np.asarray(in_chunk))
+                variants[key] = (group_offset, blocks)
+                pools_in.append(in_chunk)
                 pools_out.append(selection.out_positions)
-                chunk_parts.append(np.asarray(chunks))
-                start_parts.append(np.asarray(starts) + pool_offset)
-                count_parts.append(np.asarray(counts))
-                contiguous_parts.append(np.asarray(contiguous))
+                chunk_parts.append(chunks)
+                start_parts.append(starts + pool_offset)
+                count_parts.append(counts)
+                contiguous_parts.append(contiguous)
                 pool_offset += selection.coords.size
                 group_offset += len(starts)
             first, blocks = variants[key]
@@ -237,22 +252,44 @@ def plan_chunks(block_plan: BlockPlan, chunk_shapes: Mapping[int, tuple[int, ...
     def concat(parts, dtype):
         return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
-    tasks = build_tasks(group_ranges) if files else np.zeros((0, ndim + 1), dtype=np.int64)
+    tasks = _tasks_reference(group_ranges)
+    return (
+        concat(pools_in, np.int64),
+        concat(pools_out, np.int64),
+        concat(chunk_parts, np.int64),
+        concat(start_parts, np.int64),
+        concat(count_parts, np.int64),
+        concat(contiguous_parts, np.uint8),
+        np.ascontiguousarray(tasks[:, 0]),
+        np.ascontiguousarray(tasks[:, 1:]),
+    )
+
+
+def plan_chunks(block_plan: BlockPlan, chunk_shapes: Mapping[int, tuple[int, ...]]) -> ReadPlan:
+    """Stage 2: split the block plan by each touched file's chunk grid into decode tasks."""
+    axes = block_plan.axes
+    files = block_plan.files
+    shapes = [tuple(int(c) for c in chunk_shapes[f]) for f in files]
+    compiled = _compiled()
+    if compiled is None:
+        arrays = _plan_chunks_reference(block_plan, shapes)
+    else:
+        arrays = compiled.chunk_tasks(
+            [a.coords for a in axes],
+            [a.out_positions for a in axes],
+            np.asarray(block_plan.block_shape, dtype=np.int64),
+            np.asarray(block_plan.blocks_grid, dtype=np.int64),
+            np.asarray(files, dtype=np.int64),
+            np.asarray(shapes, dtype=np.int64).reshape(len(files), len(axes)),
+        )
     out_axis, out_index = [], 0
     for selection in axes:
         out_axis.append(out_index if selection.has_output_axis else -1)
         out_index += selection.has_output_axis
     return ReadPlan(
-        out_shape=tuple(a.coords.size for a in axes if a.has_output_axis),
-        out_axis=tuple(out_axis),
-        files=files,
-        chunk_shapes=tuple(tuple(chunk_shapes[f]) for f in files),
-        in_coords=concat(pools_in, np.int64),
-        out_coords=concat(pools_out, np.int64),
-        group_chunk=concat(chunk_parts, np.int64),
-        group_start=concat(start_parts, np.int64),
-        group_count=concat(count_parts, np.int64),
-        group_contiguous=concat(contiguous_parts, np.uint8),
-        task_file=np.ascontiguousarray(tasks[:, 0]),
-        task_groups=np.ascontiguousarray(tasks[:, 1:]),
+        tuple(a.coords.size for a in axes if a.has_output_axis),
+        tuple(out_axis),
+        files,
+        tuple(shapes),
+        *arrays,
     )

@@ -1,0 +1,102 @@
+"""The ``split-dataset`` command line: ``info`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SplitDatasetError
+
+
+def describe(path: Path, prefix: str | None = None) -> list[str]:
+    """Everything a user wants to know about a dataset on disk, as lines of text."""
+    from .dataset import SplitDataset
+    from .file_layout import Codec
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = SplitDataset(path, prefix=prefix)
+    grid = tuple(ds.blocks_grid)
+    names = ds._file_names
+    lines = [
+        f"path:        {ds.root}",
+        f"shape:       {ds.shape}  ({ds.axis_order or 'axis order unknown'})",
+        f"dtype:       {ds._dtype if ds._dtype is not None else 'none (no stack dataset)'}",
+        f"size:        {ds.size * (ds._dtype.itemsize if ds._dtype is not None else 0) / 1e9:.3f} GB",
+        f"block shape: {tuple(ds.shape_block)}  grid {grid}  padding {tuple(ds.padding)}",
+        f"files:       {len(names)}  ({names[0]} ... {names[-1]})",
+        f"metadata:    {'legacy, inside ' + names[-1] if ds.legacy else 'stack_metadata.json'}",
+        f"resolution:  {ds.resolution}",
+        f"frequency:   {ds.frequency if ds.frequency is not None else 'unknown'}",
+    ]
+    if ds.metadata.extra:
+        lines.append(f"other keys:  {ds.metadata.extra}")
+    if ds._dtype is not None:
+        for label, index in (("first", 0), ("last", len(names) - 1)):
+            layout = ds.layout(index)
+            path_kind = "h5py fallback" if layout.codec == Codec.H5PY else "compiled fast path"
+            chunking = "contiguous" if layout.contiguous else f"chunks {layout.chunk_shape}"
+            lines.append(
+                f"{label + ' file:':<13}{layout.path.name} '{layout.key}' {layout.shape}, {chunking}, "
+                f"{layout.describe_filters()} -> {path_kind}"
+            )
+    for warning in caught:
+        lines.append(f"note:        {warning.message}")
+    if ds.planned_shape != ds.shape:
+        lines.append(f"note:        planned shape {ds.planned_shape}, files hold {ds.shape}")
+    others = sorted(
+        p.name for p in ds.root.glob("*.h5") if p.name not in set(names)
+    )
+    if others:
+        lines.append(f"note:        other .h5 files in the folder (not blocks): {', '.join(others)}")
+    return lines
+
+
+def _info(args: argparse.Namespace) -> int:
+    for line in describe(Path(args.path), args.prefix):
+        print(line)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.folder) if args.folder else None, small=args.small)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="split-dataset", description="Inspect, read and write split datasets."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="describe a split dataset on disk")
+    info.add_argument("path", help="folder holding the block files")
+    info.add_argument("--prefix", default=None, help="block file name prefix, e.g. stack_")
+    info.set_defaults(run=_info)
+    demo = commands.add_parser(
+        "demo", help="write an example recording, read it back in several ways, time it"
+    )
+    demo.add_argument("--folder", default=None, help="where to write (default: a temp folder)")
+    demo.add_argument("--small", action="store_true", help="a tiny recording, for a quick check")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    np.set_printoptions(precision=4, suppress=True)
+    try:
+        return args.run(args)
+    except (SplitDatasetError, FileNotFoundError) as error:
+        print(f"split-dataset: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

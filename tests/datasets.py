@@ -1,0 +1,68 @@
+"""Write split datasets for tests with plain h5py, choosing chunking and filters freely.
+
+Independent of the package's own writer, so reader tests do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+COMPRESSIONS = ("blosc", "blosc:lz4", "blosc:zstd", "zlib", "gzip", "raw", "contiguous", "lzf")
+
+
+def _filter_kwargs(compression: str, dtype: np.dtype) -> dict:
+    if compression.startswith("blosc"):
+        cname = compression.split(":")[1] if ":" in compression else "blosclz"
+        return dict(hdf5plugin.Blosc(cname=cname, clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    if compression == "zlib":
+        return dict(compression="gzip", compression_opts=9, shuffle=True)
+    if compression == "gzip":
+        return dict(compression="gzip", compression_opts=4)
+    if compression == "lzf":
+        return dict(compression="lzf")
+    return {}
+
+
+def write_split_dataset(
+    folder: Path,
+    array: np.ndarray,
+    block_shape: tuple[int, ...],
+    chunk_shape: tuple[int, ...] | None = None,
+    compression: str = "blosc",
+    key: str | None = None,
+    metadata_extra: dict | None = None,
+) -> Path:
+    """``array`` split into blocks of ``block_shape`` (last ones truncated), files 0000.h5..."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = key or f"stack_{array.ndim}D"
+    grid = [max(1, -(-s // b)) for s, b in zip(array.shape, block_shape)]
+    for linear, index in enumerate(product(*(range(n) for n in grid))):
+        region = tuple(slice(i * b, (i + 1) * b) for i, b in zip(index, block_shape))
+        block = np.ascontiguousarray(array[region])
+        with h5py.File(folder / f"{linear:04d}.h5", "w") as handle:
+            if compression == "contiguous" or block.size == 0:
+                handle.create_dataset(key, data=block)
+            else:
+                chunks = None
+                if chunk_shape is not None:
+                    chunks = tuple(max(1, min(c, s)) if s else 1 for c, s in zip(chunk_shape, block.shape))
+                handle.create_dataset(
+                    key, data=block, chunks=chunks or True, **_filter_kwargs(compression, block.dtype)
+                )
+    metadata = dict(
+        shape_full=list(array.shape),
+        shape_block=list(block_shape),
+        crop_start=[0] * array.ndim,
+        crop_end=[0] * array.ndim,
+        padding=[0] * array.ndim,
+    )
+    metadata.update(metadata_extra or {})
+    (folder / "stack_metadata.json").write_text(json.dumps(metadata))
+    return folder
