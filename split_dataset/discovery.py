@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MetadataError, NotASplitDatasetError
+from .errors import BlockFileError, MetadataError, NotASplitDatasetError
 from .metadata import METADATA_SUFFIX, StackMetadata, read_json_metadata, read_legacy_metadata
 
 _NUMBERED_STEM = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
@@ -45,6 +45,14 @@ def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
         )
     numbered = next(iter(by_prefix.values()), [])
     numbered.sort()
+    for (number, path), (next_number, next_path) in zip(numbered, numbered[1:]):
+        if next_number != number + 1:
+            raise BlockFileError(
+                f"{folder}: block file number {number + 1} is missing "
+                f"(between {path.name} and {next_path.name})"
+                if next_number > number + 1
+                else f"{folder}: {path.name} and {next_path.name} have the same number"
+            )
     return [path for _, path in numbered]
 
 

@@ -1,0 +1,72 @@
+"""The reader's threads: limits, threadpoolctl, many Python threads on one dataset."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from datasets import write_split_dataset
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from split_dataset import SplitDataset, get_default_threads, set_default_threads
+from split_dataset.threads import effective_threads
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    array = rng.integers(0, 4000, (20, 6, 64, 64)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path_factory.mktemp("t") / "ds", array, (3, 6, 64, 64), (1, 1, 16, 64))
+    return SplitDataset(folder), array
+
+
+def test_threadpoolctl_limits_the_reader_pool(dataset):
+    ds, array = dataset
+    assert any(info["user_api"] == "split_dataset" for info in threadpool_info())
+    assert effective_threads(8) == 8
+    with threadpool_limits(1):
+        assert effective_threads(8) == 1
+        np.testing.assert_array_equal(ds[::2], array[::2])
+    assert effective_threads(8) == 8
+
+
+def test_default_threads_setting():
+    before = get_default_threads()
+    try:
+        set_default_threads(3)
+        assert effective_threads(None) == 3
+        with pytest.raises(ValueError):
+            set_default_threads(0)
+    finally:
+        set_default_threads(before)
+
+
+def test_concurrent_reads_from_many_python_threads(dataset):
+    ds, array = dataset
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(30):
+                t = int(rng.integers(array.shape[0]))
+                key = (slice(t, None, int(rng.integers(1, 4))), int(rng.integers(6)))
+                np.testing.assert_array_equal(ds[key], array[key])
+        except AssertionError as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+
+
+def test_small_file_cache_still_reads_everything(tmp_path):
+    array = np.arange(40 * 8, dtype=np.int32).reshape(40, 8)
+    folder = write_split_dataset(tmp_path / "many", array, (1, 8), None, "blosc")
+    ds = SplitDataset(folder, max_open_files=4)
+    np.testing.assert_array_equal(ds[::-1], array[::-1])
+    assert len(ds._cache) <= 4

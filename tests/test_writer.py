@@ -1,0 +1,117 @@
+"""Written datasets read back identically through every existing reader."""
+
+from __future__ import annotations
+
+import json
+
+import flammkuchen
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+import tables
+from conftest import FIXTURES
+
+from split_dataset import EmptySplitDataset, SplitDataset, save_to_split_dataset
+from split_dataset.file_layout import Codec
+
+COMPRESSIONS = ["blosc", "blosc:lz4", "blosc:zstd", ("blosc:lz4", 3), "zlib", None]
+
+
+@pytest.fixture(scope="module")
+def movie():
+    rng = np.random.default_rng(3)
+    return (rng.poisson(200, (7, 5, 64, 48)) + np.arange(48)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS, ids=str)
+def test_round_trip_through_every_reader(tmp_path, movie, compression):
+    ds = save_to_split_dataset(
+        movie, tmp_path, block_size=(3, 5, 64, 48), compression=compression,
+        resolution=(0.5, 2, 0.6, 0.6), frequency=3.5,
+    )
+    np.testing.assert_array_equal(ds[...], movie)
+    assert [p.name for p in ds.files.ravel()] == ["0000.h5", "0001.h5", "0002.h5"]
+    for index, path in enumerate(ds.files.ravel()):
+        expected = movie[3 * index : 3 * index + 3]
+        with tables.open_file(str(path)) as handle:
+            np.testing.assert_array_equal(handle.root.stack_4D[:], expected)
+        np.testing.assert_array_equal(flammkuchen.load(str(path))["stack_4D"], expected)
+        with h5py.File(path, "r") as handle:
+            np.testing.assert_array_equal(handle["stack_4D"][:], expected)
+    metadata = json.loads((ds.root / "stack_metadata.json").read_text())
+    assert metadata["shape_full"] == [7, 5, 64, 48]
+    assert metadata["shape_block"] == [3, 5, 64, 48]
+    assert metadata["crop_start"] == metadata["crop_end"] == metadata["padding"] == [0] * 4
+    assert metadata["resolution"] == [0.5, 2.0, 0.6, 0.6]
+    assert all(isinstance(r, float) for r in metadata["resolution"])
+    assert metadata["axis_order"] == "tzyx"
+    assert metadata["frequency"] == 3.5
+    assert ds.frequency == 3.5
+
+
+@pytest.mark.parametrize("compression", ["blosc", "blosc:lz4", "blosc:zstd"])
+def test_blosc_files_use_filter_32001_with_byte_shuffle_and_small_chunks(tmp_path, movie, compression):
+    ds = save_to_split_dataset(movie, tmp_path, block_size=(3, 5, 64, 48), compression=compression)
+    layout = ds.layout(0)
+    assert layout.codec == Codec.BLOSC
+    (filter_id, values), = layout.filters
+    assert filter_id == 32001 and values[5] == 1
+    assert layout.chunk_shape[:2] == (1, 1)  # one plane or one pixel over time stays cheap
+    with h5py.File(layout.path, "r") as handle:
+        first_chunk = handle["stack_4D"].id.read_direct_chunk((0, 0, 0, 0))[1]
+    assert first_chunk[0] == 2  # Blosc1 format, which every old reader decodes
+
+
+def test_int_block_size_splits_the_first_axis(tmp_path, movie):
+    ds = save_to_split_dataset(movie, tmp_path, block_size=2)
+    assert tuple(ds.shape_block) == (2, 5, 64, 48)
+    assert ds.files.shape == (4, 1, 1, 1)
+    np.testing.assert_array_equal(ds[...], movie)
+
+
+def test_save_from_a_split_dataset_and_an_h5py_dataset(tmp_path):
+    source = SplitDataset(FIXTURES / "sd_blosc_4d")
+    expected = np.load(FIXTURES / "sd_blosc_4d.npy")
+    copy = save_to_split_dataset(source, tmp_path / "a", block_size=(5, 3, 64, 48))
+    np.testing.assert_array_equal(copy[...], expected)
+    with h5py.File(tmp_path / "single.h5", "w") as handle:
+        handle["data"] = expected
+    with h5py.File(tmp_path / "single.h5", "r") as handle:
+        other = save_to_split_dataset(handle["data"], tmp_path / "b", block_size=(1, 6, 64, 48))
+    np.testing.assert_array_equal(other[...], expected)
+
+
+def test_padding_is_written_as_overlap_and_read_once(tmp_path):
+    data = np.arange(8 * 30 * 26, dtype=np.uint16).reshape(8, 30, 26)
+    ds = save_to_split_dataset(data, tmp_path, block_size=(4, 12, 13), padding=(1, 2, 2))
+    assert ds.layout(0).shape == (5, 14, 15)
+    np.testing.assert_array_equal(ds[...], data)
+
+
+def test_empty_split_dataset_block_by_block(tmp_path):
+    data = np.random.default_rng(0).integers(0, 999, (10, 4, 32, 32)).astype(np.uint16)
+    target = EmptySplitDataset(tmp_path, "esd", shape_full=data.shape, shape_block=(3, 4, 32, 32),
+                               resolution=(0.5, 2.0, 0.6, 0.6))
+    assert target.files == ["0000.h5", "0001.h5", "0002.h5", "0003.h5"]
+    for (index, slices), _ in zip(target.slices(as_tuples=True), target.files):
+        linear = target.cartesian_to_linear(index)
+        target.save_block_data(linear, data[target.block_to_slices(slices)])
+    ds = target.finalize()
+    assert ds.data_key == "stack"
+    np.testing.assert_array_equal(ds[...], data)
+    assert ds.resolution == (0.5, 2.0, 0.6, 0.6)
+
+
+def test_tiny_blocks_stay_contiguous(tmp_path):
+    data = np.arange(180, dtype=np.uint16).reshape(3, 3, 4, 5)
+    ds = save_to_split_dataset(data, tmp_path, block_size=(3, 3, 4, 5))
+    assert ds.layout(0).contiguous
+    np.testing.assert_array_equal(ds[...], data)
+
+
+def test_unknown_compression_is_refused(tmp_path, movie):
+    with pytest.raises(ValueError, match="unknown compression"):
+        save_to_split_dataset(movie, tmp_path, block_size=3, compression="bzip9")
+    with pytest.raises(ValueError, match="unknown blosc compressor"):
+        save_to_split_dataset(movie, tmp_path, block_size=3, compression="blosc:brotli")
