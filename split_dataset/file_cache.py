@@ -43,6 +43,9 @@ class OpenBlockFile:
             os.close(self._fd)
             self._fd = None
 
+    def __del__(self) -> None:  # a dataset dropped without close() must not leak descriptors
+        self.close()
+
 
 def _stat(path: Path) -> os.stat_result:
     try:

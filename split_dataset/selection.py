@@ -223,7 +223,7 @@ def _slice_term(value: slice, size: int) -> SliceTerm:
 def _check_mask(mask: np.ndarray, first_axis: int, shape: tuple[int, ...]) -> None:
     for offset, length in enumerate(mask.shape):
         axis = first_axis + offset
-        if length != shape[axis]:
+        if length != shape[axis] and length != 0:  # NumPy lets an empty mask axis through
             raise IndexError(
                 f"boolean index did not match indexed array along axis {axis}; size of axis is "
                 f"{shape[axis]} but size of corresponding boolean axis is {length}"
@@ -265,7 +265,8 @@ def _basic_selection(items: list[_Item], shape: tuple[int, ...]) -> DirectSelect
     )
 
     def orthogonal_view(result: np.ndarray) -> np.ndarray:
-        return result[drop_new_axes] if new_axis_positions else result
+        # the trailing Ellipsis keeps a 0-d result a view instead of a scalar
+        return result[drop_new_axes + (Ellipsis,)] if new_axis_positions else result
 
     return DirectSelection(tuple(terms), tuple(result_shape), orthogonal_view)
 
@@ -323,7 +324,7 @@ def _single_vector_selection(items: list[_Item], shape: tuple[int, ...]) -> Sele
     vector_count = int(np.prod(vector_shape))
 
     def orthogonal_view(result: np.ndarray) -> np.ndarray | None:
-        view = result[drop_new_axes] if ("new",) in result_labels else result
+        view = result[drop_new_axes + (Ellipsis,)] if ("new",) in result_labels else result
         # Merge the vector's dimensions (consecutive) into one axis.
         first = kept.index(("vector", 0))
         merged_shape = view.shape[:first] + (vector_count,) + view.shape[first + len(vector_shape) :]
@@ -374,7 +375,12 @@ def _gather_selection(items: list[_Item], shape: tuple[int, ...]) -> GatherSelec
                 unique, positions = np.unique(coords, return_inverse=True)
                 terms.append(VectorTerm(unique.astype(np.int64)))
                 numpy_index.append(positions.reshape(array.shape).astype(np.intp))
-    arrays_shapes = [np.shape(i) for i in numpy_index if isinstance(i, np.ndarray)]
+    # Bool scalars broadcast as shape (1,) (True) or (0,) (False), like in NumPy.
+    arrays_shapes = [
+        (int(i),) if isinstance(i, bool) else i.shape
+        for i in numpy_index
+        if isinstance(i, (np.ndarray, bool))
+    ]
     try:
         np.broadcast_shapes(*arrays_shapes)
     except ValueError:
