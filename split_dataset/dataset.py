@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
 from .file_cache import DEFAULT_OPEN_FILES, FileCache
 from .file_layout import FileLayout
 from .metadata import StackMetadata
+from .prefetch import Prefetcher
 from .reader import BlockGrid, read_orthogonal
 from .selection import DirectSelection, normalize
 
@@ -75,6 +77,7 @@ class SplitDataset(Blocks):
         self.threads = threads
         self._max_open_files = max_open_files
         self._cache = FileCache(max_open_files)
+        self._prefetcher: Prefetcher | None = None
         contents = discover(self.root, prefix)
         metadata = contents.metadata
         grid = blocks_per_axis(metadata.shape_full, metadata.shape_block, metadata.padding)
@@ -198,6 +201,32 @@ class SplitDataset(Blocks):
         self, key: Any = (), out: np.ndarray | None = None, threads: int | None = None
     ) -> np.ndarray:
         """``self[key]``, optionally into ``out`` (right shape and dtype, writable)."""
+        if self._prefetcher is not None:
+            ready = self._prefetcher.take(key)
+            if ready is not None:
+                if out is None:
+                    return ready
+                _check_out(out, ready.shape, self.dtype)
+                out[...] = ready
+                return out
+        return self._read(key, out, threads)
+
+    def prefetch(self, key: Any) -> Future:
+        """Start reading ``key`` in the background; a later ``ds[key]`` takes the result.
+
+        For playback: call ``ds.prefetch((t + 1, z))`` after showing ``ds[t, z]``. Read-ahead
+        runs on one background thread and gives way to foreground reads between chunks.
+        """
+        if self._prefetcher is None:
+            self._prefetcher = Prefetcher(
+                lambda k: self._read(k, None, threads=1, background=True)
+            )
+        normalize(key, self.shape)  # a bad index fails here, not later in the background
+        return self._prefetcher.submit(key)
+
+    def _read(
+        self, key: Any, out: np.ndarray | None, threads: int | None, background: bool = False
+    ) -> np.ndarray:
         selection = normalize(key, self.shape)
         dtype = self.dtype
         if out is None:
@@ -209,12 +238,14 @@ class SplitDataset(Blocks):
         if isinstance(selection, DirectSelection):
             view = selection.orthogonal_view(result)
             if view is None:  # a caller's buffer whose strides allow no view: go through a copy
-                result[...] = self.read(key, threads=threads)
+                result[...] = self._read(key, None, threads, background)
                 return result
-            read_orthogonal(self._grid, self._cache, selection.terms, view, threads)
+            read_orthogonal(self._grid, self._cache, selection.terms, view, threads, background)
             return result
         intermediate = np.empty(selection.orthogonal_shape, dtype=dtype)
-        read_orthogonal(self._grid, self._cache, selection.terms, intermediate, threads)
+        read_orthogonal(
+            self._grid, self._cache, selection.terms, intermediate, threads, background
+        )
         result[...] = intermediate[selection.numpy_index]
         return result
 
@@ -227,7 +258,10 @@ class SplitDataset(Blocks):
         return self._cache.layout(self._grid.files[block], self.data_key)
 
     def close(self) -> None:
-        """Close the open block files (they reopen on the next read)."""
+        """Close the open block files (they reopen on the next read); stop read-ahead."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown()
+            self._prefetcher = None
         self._cache.clear()
 
     # --- pickling: cheap, and no file is touched until the next read -------------------------
@@ -252,6 +286,7 @@ class SplitDataset(Blocks):
         self.threads = state["threads"]
         self._max_open_files = state["max_open_files"]
         self._cache = FileCache(self._max_open_files)
+        self._prefetcher = None
         dtype = None if state["dtype"] is None else np.dtype(state["dtype"])
         self._setup(
             state["metadata"], state["shape"], state["file_names"], dtype, state["key"],

@@ -141,8 +141,12 @@ def read_orthogonal(
     terms: tuple[Term, ...],
     out: np.ndarray,
     threads: int | None = None,
+    background: bool = False,
 ) -> None:
-    """Fill ``out`` (one axis per non-integer term, any strides) with the orthogonal selection."""
+    """Fill ``out`` (one axis per non-integer term, any strides) with the orthogonal selection.
+
+    A ``background`` read (prefetch) yields to foreground reads between chunks.
+    """
     block_plan = plan_blocks(terms, grid.block_shape, grid.blocks_grid)
     if out.size == 0 or not block_plan.files:
         return
@@ -151,11 +155,16 @@ def read_orthogonal(
     batch_size = max(1, cache.capacity // 2)
     for first in range(0, len(block_plan.files), batch_size):
         batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
-        _read_batch(grid, cache, batch, out, n_threads)
+        _read_batch(grid, cache, batch, out, n_threads, background)
 
 
 def _read_batch(
-    grid: BlockGrid, cache: FileCache, block_plan: BlockPlan, out: np.ndarray, n_threads: int
+    grid: BlockGrid,
+    cache: FileCache,
+    block_plan: BlockPlan,
+    out: np.ndarray,
+    n_threads: int,
+    background: bool,
 ) -> None:
     paths = [grid.files[f] for f in block_plan.files]
     with cache.acquire(paths, grid.key) as entries:
@@ -166,6 +175,7 @@ def _read_batch(
         )
         out_strides = [out.strides[a] if a >= 0 else 0 for a in plan.out_axis]
         context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
+        context.background = background
         run_parallel(context.run, min(n_threads, plan.n_tasks))
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))

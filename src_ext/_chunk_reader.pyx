@@ -93,6 +93,16 @@ cdef extern from *:
     }
 
     static int sd_load_error(int *slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
+
+    /* Foreground reads in progress, process-wide. Background (prefetch) reads wait between
+       chunks while it is non-zero, so a viewer's read never queues behind read-ahead. */
+    static int sd_foreground_reads = 0;
+
+    static void sd_foreground_enter(void) { __atomic_add_fetch(&sd_foreground_reads, 1, __ATOMIC_SEQ_CST); }
+    static void sd_foreground_leave(void) { __atomic_sub_fetch(&sd_foreground_reads, 1, __ATOMIC_SEQ_CST); }
+    static void sd_yield_to_foreground(void) {
+        while (__atomic_load_n(&sd_foreground_reads, __ATOMIC_RELAXED) > 0) usleep(20);
+    }
     """
     char* sd_scratch(int which, size_t size) nogil
     blosc2_context* sd_dctx() nogil
@@ -100,6 +110,9 @@ cdef extern from *:
     int64_t sd_next_task(int64_t* counter) nogil
     int sd_first_error(int* slot, int code) nogil
     int sd_load_error(int* slot) nogil
+    void sd_foreground_enter() nogil
+    void sd_foreground_leave() nogil
+    void sd_yield_to_foreground() nogil
     int32_t zng_uncompress(uint8_t* dest, size_t* destLen, const uint8_t* source,
                            size_t sourceLen) nogil
 
@@ -165,6 +178,7 @@ cdef class ReadContext:
     cdef int _error_code
     cdef public int64_t error_task
     cdef public int64_t error_detail
+    cdef public bint background  # yields to foreground reads between chunks
     cdef object keep_alive
 
     def __cinit__(self):
@@ -232,6 +246,7 @@ cdef class ReadContext:
         self._error_code = 0
         self.error_task = -1
         self.error_detail = 0
+        self.background = False
 
     def __dealloc__(self):
         free(self.files)
@@ -246,8 +261,16 @@ cdef class ReadContext:
 
     def run(self):
         """Process tasks until none are left or one failed. Call from any number of threads."""
-        with nogil:
-            self._run()
+        if self.background:
+            with nogil:
+                self._run()
+            return
+        sd_foreground_enter()
+        try:
+            with nogil:
+                self._run()
+        finally:
+            sd_foreground_leave()
 
     def scatter_decoded(self, int64_t task, const uint8_t[::1] decoded):
         """Copy a chunk that was decoded elsewhere (h5py fallback) into the output."""
@@ -268,6 +291,8 @@ cdef class ReadContext:
             info = &self.files[self.task_file[task]]
             if info.codec == CODEC_H5PY:
                 continue
+            if self.background:
+                sd_yield_to_foreground()
             code = self._process(task, info)
             if code != 0 and sd_first_error(&self._error_code, code):
                 self.error_task = task
