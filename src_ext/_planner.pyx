@@ -12,9 +12,13 @@ from libc.stdint cimport int64_t, uint8_t
 cnp.import_array()
 
 
-cdef int64_t _count_groups(const int64_t[::1] coords, int64_t block_size, int64_t n_blocks,
-                           int64_t chunk_size) noexcept nogil:
-    cdef Py_ssize_t i, n = coords.shape[0]
+cdef inline const int64_t* _data(object array):
+    return <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>array)
+
+
+cdef int64_t _count_groups(const int64_t* coords, Py_ssize_t n, int64_t block_size,
+                           int64_t n_blocks, int64_t chunk_size) noexcept nogil:
+    cdef Py_ssize_t i
     cdef int64_t groups = 0, block, chunk, last_block = -1, last_chunk = -1
     for i in range(n):
         block = coords[i] // block_size
@@ -28,12 +32,13 @@ cdef int64_t _count_groups(const int64_t[::1] coords, int64_t block_size, int64_
     return groups
 
 
-cdef void _fill_groups(const int64_t[::1] coords, const int64_t[::1] positions,
+cdef void _fill_groups(const int64_t* coords, const int64_t* positions, Py_ssize_t n,
                        int64_t block_size, int64_t n_blocks, int64_t chunk_size,
-                       int64_t[::1] group_block, int64_t[::1] group_chunk,
-                       int64_t[::1] group_start, int64_t[::1] group_count,
-                       uint8_t[::1] group_contiguous, int64_t[::1] in_chunk) noexcept nogil:
-    cdef Py_ssize_t i, n = coords.shape[0]
+                       int64_t pool_first, int64_t* group_block, int64_t* group_chunk,
+                       int64_t* group_start, int64_t* group_count, uint8_t* group_contiguous,
+                       int64_t* in_chunk, int64_t* out_coords) noexcept nogil:
+    """Runs of sorted coordinates sharing (block, chunk); each coordinate inside its chunk."""
+    cdef Py_ssize_t i
     cdef Py_ssize_t g = -1
     cdef int64_t block, chunk, local, last_block = -1, last_chunk = -1
     for i in range(n):
@@ -43,11 +48,12 @@ cdef void _fill_groups(const int64_t[::1] coords, const int64_t[::1] positions,
         local = coords[i] - block * block_size
         chunk = local // chunk_size
         in_chunk[i] = local - chunk * chunk_size
+        out_coords[i] = positions[i]
         if block != last_block or chunk != last_chunk:
             g += 1
             group_block[g] = block
             group_chunk[g] = chunk
-            group_start[g] = i
+            group_start[g] = pool_first + i
             group_count[g] = 1
             group_contiguous[g] = 1
             last_block = block
@@ -58,19 +64,21 @@ cdef void _fill_groups(const int64_t[::1] coords, const int64_t[::1] positions,
                 group_contiguous[g] = 0
 
 
-def build_tasks(const int64_t[:, :, ::1] group_ranges):
-    """Every combination of one group per axis for each file, C order: rows (file, g0, g1...)."""
+cdef tuple _build_tasks(const int64_t[:, :, ::1] group_ranges):
+    """Every combination of one group per axis for each file, C order: (task_file, groups)."""
     cdef Py_ssize_t n_files = group_ranges.shape[0], ndim = group_ranges.shape[1]
     cdef Py_ssize_t f, a, row = 0
     cdef int64_t total = 0, product
+    cdef int64_t current[32]
     for f in range(n_files):
         product = 1
         for a in range(ndim):
             product *= group_ranges[f, a, 1] - group_ranges[f, a, 0]
         total += product
-    tasks = np.empty((total, ndim + 1), dtype=np.int64)
-    cdef int64_t[:, ::1] out = tasks
-    cdef int64_t[::1] current = np.empty(max(ndim, 1), dtype=np.int64)
+    task_file = np.empty(total, dtype=np.int64)
+    task_groups = np.empty((total, ndim), dtype=np.int64)
+    cdef int64_t* file_out = <int64_t*>cnp.PyArray_DATA(task_file)
+    cdef int64_t* groups_out = <int64_t*>cnp.PyArray_DATA(task_groups)
     with nogil:
         for f in range(n_files):
             product = 1
@@ -80,9 +88,9 @@ def build_tasks(const int64_t[:, :, ::1] group_ranges):
             if product == 0:
                 continue
             while True:
-                out[row, 0] = f
+                file_out[row] = f
                 for a in range(ndim):
-                    out[row, a + 1] = current[a]
+                    groups_out[row * ndim + a] = current[a]
                 row += 1
                 # odometer: advance the last axis, carry into earlier ones
                 a = ndim - 1
@@ -94,7 +102,7 @@ def build_tasks(const int64_t[:, :, ::1] group_ranges):
                     a -= 1
                 if a < 0:
                     break
-    return tasks
+    return task_file, task_groups
 
 
 # --- whole-plan kernels: the compiled planner proper ----------------------------------------
@@ -174,7 +182,7 @@ def axis_selections(list terms, const int64_t[::1] block_shape, const int64_t[::
     return coords_list, positions_list, files
 
 
-cdef Py_ssize_t _lower_bound(const int64_t[::1] values, Py_ssize_t lo, Py_ssize_t hi,
+cdef Py_ssize_t _lower_bound(const int64_t* values, Py_ssize_t lo, Py_ssize_t hi,
                              int64_t target) noexcept nogil:
     cdef Py_ssize_t mid
     while lo < hi:
@@ -194,72 +202,80 @@ def chunk_tasks(list coords_list, list positions_list, const int64_t[::1] block_
     Returns ``(in_coords, out_coords, group_chunk, group_start, group_count,
     group_contiguous, task_file, task_groups)``.
     """
-    cdef Py_ssize_t ndim = len(coords_list), n_files = files.shape[0], a, f, v
-    cdef dict variants = {}  # (axis, chunk size) -> variant number
-    cdef list variant_keys = []
-    # pass 1: discover variants in order of first use (files, then axes)
-    for f in range(n_files):
-        for a in range(ndim):
-            key = (a, chunk_shapes[f, a])
-            if key not in variants:
-                variants[key] = len(variant_keys)
-                variant_keys.append(key)
-    cdef Py_ssize_t n_variants = len(variant_keys)
-    variant_group_first = np.empty(n_variants + 1, dtype=np.int64)
-    variant_pool_first = np.empty(n_variants + 1, dtype=np.int64)
-    cdef int64_t[::1] group_first = variant_group_first, pool_first = variant_pool_first
-    cdef int64_t axis, chunk_size
+    cdef Py_ssize_t ndim = len(coords_list), n_files = files.shape[0], a, f, v, n_variants = 0
+    cdef Py_ssize_t MAX_VARIANTS = 64
+    cdef int64_t variant_axis[64]
+    cdef int64_t variant_chunk[64]
+    cdef int64_t group_first[65]
+    cdef int64_t pool_first[65]
+    cdef int64_t axis_length[64]
+    cdef const int64_t* axis_coords[64]
+    cdef const int64_t* axis_positions[64]
+    if ndim > 32:
+        raise ValueError("at most 32 dimensions are supported")
+    for a in range(ndim):
+        axis_coords[a] = _data(coords_list[a])
+        axis_positions[a] = _data(positions_list[a])
+        axis_length[a] = (<cnp.ndarray>coords_list[a]).shape[0]
+    # variants in order of first use (files, then axes); few, so a linear search is fastest
+    ranges = np.empty((n_files, ndim, 2), dtype=np.int64)
+    cdef int64_t[:, :, ::1] range_view = ranges
+    with nogil:
+        for f in range(n_files):
+            for a in range(ndim):
+                for v in range(n_variants):
+                    if variant_axis[v] == a and variant_chunk[v] == chunk_shapes[f, a]:
+                        break
+                else:
+                    v = n_variants
+                    if v == MAX_VARIANTS:
+                        break
+                    variant_axis[v] = a
+                    variant_chunk[v] = chunk_shapes[f, a]
+                    n_variants += 1
+                range_view[f, a, 0] = v  # variant for now; group range below
+    if n_variants == MAX_VARIANTS:
+        raise ValueError("too many distinct chunk shapes among the files of one read")
     group_first[0] = 0
     pool_first[0] = 0
     for v in range(n_variants):
-        axis, chunk_size = variant_keys[v]
+        a = variant_axis[v]
         group_first[v + 1] = group_first[v] + _count_groups(
-            coords_list[axis], block_shape[axis], blocks_grid[axis], chunk_size)
-        pool_first[v + 1] = pool_first[v] + (<cnp.ndarray>coords_list[axis]).shape[0]
+            axis_coords[a], axis_length[a], block_shape[a], blocks_grid[a], variant_chunk[v])
+        pool_first[v + 1] = pool_first[v] + axis_length[a]
     cdef Py_ssize_t n_groups = group_first[n_variants], pool_size = pool_first[n_variants]
-    in_coords = np.empty(pool_size, dtype=np.int64)
-    out_coords = np.empty(pool_size, dtype=np.int64)
-    group_block = np.empty(n_groups, dtype=np.int64)
-    group_chunk = np.empty(n_groups, dtype=np.int64)
-    group_start = np.empty(n_groups, dtype=np.int64)
-    group_count = np.empty(n_groups, dtype=np.int64)
+    pools = np.empty((2, pool_size), dtype=np.int64)
+    groups = np.empty((4, n_groups), dtype=np.int64)
     group_contiguous = np.empty(n_groups, dtype=np.uint8)
-    cdef int64_t[::1] block_view = group_block, start_view = group_start
-    cdef Py_ssize_t first_group, first_pool, n_axis, i
-    for v in range(n_variants):
-        axis, chunk_size = variant_keys[v]
-        first_group, first_pool = group_first[v], pool_first[v]
-        n_axis = pool_first[v + 1] - first_pool
-        _fill_groups(coords_list[axis], positions_list[axis], block_shape[axis],
-                     blocks_grid[axis], chunk_size,
-                     group_block[first_group:group_first[v + 1]],
-                     group_chunk[first_group:group_first[v + 1]],
-                     group_start[first_group:group_first[v + 1]],
-                     group_count[first_group:group_first[v + 1]],
-                     group_contiguous[first_group:group_first[v + 1]],
-                     in_coords[first_pool:first_pool + n_axis])
-        out_coords[first_pool:first_pool + n_axis] = positions_list[axis]
-        for i in range(first_group, group_first[v + 1]):
-            start_view[i] += first_pool
-    # pass 2: group ranges of every file along every axis
-    ranges = np.empty((n_files, ndim, 2), dtype=np.int64)
-    cdef int64_t[:, :, ::1] range_view = ranges
+    cdef int64_t* in_coords = <int64_t*>cnp.PyArray_DATA(pools)
+    cdef int64_t* out_coords = in_coords + pool_size
+    cdef int64_t* group_block = <int64_t*>cnp.PyArray_DATA(groups)
+    cdef int64_t* group_chunk = group_block + n_groups
+    cdef int64_t* group_start = group_chunk + n_groups
+    cdef int64_t* group_count = group_start + n_groups
+    cdef uint8_t* contiguous = <uint8_t*>cnp.PyArray_DATA(group_contiguous)
     cdef int64_t remainder, block
     cdef Py_ssize_t lo, hi
-    cdef int64_t[::1] variant_of = np.empty(ndim, dtype=np.int64)
-    for f in range(n_files):
-        for a in range(ndim):
-            variant_of[a] = variants[(a, chunk_shapes[f, a])]
-        with nogil:
+    with nogil:
+        for v in range(n_variants):
+            a = variant_axis[v]
+            _fill_groups(axis_coords[a], axis_positions[a], axis_length[a], block_shape[a],
+                         blocks_grid[a], variant_chunk[v], pool_first[v],
+                         group_block + group_first[v], group_chunk + group_first[v],
+                         group_start + group_first[v], group_count + group_first[v],
+                         contiguous + group_first[v], in_coords + pool_first[v],
+                         out_coords + pool_first[v])
+        # the group range of every file along every axis
+        for f in range(n_files):
             remainder = files[f]
             for a in range(ndim - 1, -1, -1):
                 block = remainder % blocks_grid[a]
                 remainder = remainder // blocks_grid[a]
-                v = variant_of[a]
-                lo = _lower_bound(block_view, group_first[v], group_first[v + 1], block)
-                hi = _lower_bound(block_view, lo, group_first[v + 1], block + 1)
+                v = range_view[f, a, 0]
+                lo = _lower_bound(group_block, group_first[v], group_first[v + 1], block)
+                hi = _lower_bound(group_block, lo, group_first[v + 1], block + 1)
                 range_view[f, a, 0] = lo
                 range_view[f, a, 1] = hi
-    tasks = build_tasks(ranges)
-    return (in_coords, out_coords, group_chunk, group_start, group_count, group_contiguous,
-            np.ascontiguousarray(tasks[:, 0]), np.ascontiguousarray(tasks[:, 1:]))
+    task_file, task_groups = _build_tasks(range_view)
+    return (pools[0], pools[1], groups[1], groups[2], groups[3], group_contiguous,
+            task_file, task_groups)
