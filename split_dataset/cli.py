@@ -1,4 +1,4 @@
-"""The ``split-dataset`` command line: ``info`` and ``demo``."""
+"""The ``split-dataset`` command line: ``info``, ``verify`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,34 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(path: Path, prefix: str | None = None, progress: bool = True) -> list[str]:
+    """Decode every chunk of every block file; return one line per file that fails."""
+    from tqdm import tqdm
+
+    from .dataset import SplitDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = SplitDataset(path, prefix=prefix)
+    failures = []
+    blocks = list(ds.slices())
+    for linear, (_, slices) in enumerate(tqdm(blocks, desc="verifying", unit="file", disable=not progress)):
+        owned = tuple(slice(s.start, min(s.stop, n)) for s, n in zip(slices, ds.shape))
+        try:
+            ds.read(owned, threads=None)
+        except SplitDatasetError as error:
+            failures.append(f"{ds._grid.files[linear].name}: {error}")
+    return failures
+
+
+def _verify(args: argparse.Namespace) -> int:
+    failures = verify(Path(args.path), args.prefix, progress=sys.stderr.isatty())
+    for line in failures:
+        print(line)
+    print("all chunks decode" if not failures else f"{len(failures)} file(s) failed")
+    return 1 if failures else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -79,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path", help="folder holding the block files")
     info.add_argument("--prefix", default=None, help="block file name prefix, e.g. stack_")
     info.set_defaults(run=_info)
+    check = commands.add_parser("verify", help="decode every chunk and report any that fail")
+    check.add_argument("path", help="folder holding the block files")
+    check.add_argument("--prefix", default=None, help="block file name prefix, e.g. stack_")
+    check.set_defaults(run=_verify)
     demo = commands.add_parser(
         "demo", help="write an example recording, read it back in several ways, time it"
     )

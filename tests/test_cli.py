@@ -36,3 +36,25 @@ def test_demo_small(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "matched the original array bit for bit" in out
     assert (tmp_path / "recording" / "stack_metadata.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["sd_blosc_4d", "sd_zlib_3d_grid", "sd_padded", "legacy_no_json"])
+def test_verify_good_fixtures(name, capsys):
+    assert main(["verify", str(FIXTURES / name)]) == 0
+    assert "all chunks decode" in capsys.readouterr().out
+
+
+def test_verify_reports_a_corrupt_chunk(tmp_path, capsys):
+    import shutil
+
+    from split_dataset import SplitDataset
+
+    folder = tmp_path / "ds"
+    shutil.copytree(FIXTURES / "sd_blosc_4d", folder)
+    layout = SplitDataset(folder).layout(2)
+    with open(folder / "0002.h5", "r+b") as handle:
+        handle.seek(int(layout.chunk_offset[0]))
+        handle.write(b"\xff" * 32)
+    assert main(["verify", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "0002.h5" in out and "1 file(s) failed" in out
