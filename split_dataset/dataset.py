@@ -236,6 +236,10 @@ class SplitDataset(Blocks):
             result = out
         threads = self.threads if threads is None else threads
         if isinstance(selection, DirectSelection):
+            if out is None and selection.returns_scalar:
+                # NumPy returns a scalar, not a 0-d array, for an integer on every axis
+                read_orthogonal(self._grid, self._cache, selection.terms, result, threads, background)
+                return result[()]
             view = selection.orthogonal_view(result)
             if view is None:  # a caller's buffer whose strides allow no view: go through a copy
                 result[...] = self._read(key, None, threads, background)

@@ -90,6 +90,7 @@ class DirectSelection:
     terms: tuple[Term, ...]
     result_shape: tuple[int, ...]
     orthogonal_view: Callable[[np.ndarray], np.ndarray | None]
+    returns_scalar: bool = False  # an integer on every axis and no Ellipsis: NumPy's scalar
 
     @property
     def orthogonal_shape(self) -> tuple[int, ...]:
@@ -127,7 +128,7 @@ class _Item:
     first_axis: int = -1  # first array axis consumed
 
     @property
-    def consumed(self) -> int:
+    def consumed(self) -> int:  # array axes used; 0 for None, bool scalars and the Ellipsis
         if self.kind in ("int", "slice", "array"):
             return 1
         if self.kind == "mask":
@@ -178,6 +179,9 @@ def _expand(key: Any, ndim: int) -> list[_Item]:
     expanded: list[_Item] = []
     for item in items:
         if item.kind == "ellipsis":
+            # The marker stays (consuming no axis): even an empty Ellipsis separates two
+            # advanced indices for NumPy's placement rule.
+            expanded.append(item)
             expanded.extend(_Item("slice", slice(None)) for _ in range(ndim - consumed))
         else:
             expanded.append(item)
@@ -250,6 +254,8 @@ def _basic_selection(items: list[_Item], shape: tuple[int, ...]) -> DirectSelect
     result_shape: list[int] = []
     new_axis_positions: list[int] = []
     for item in items:
+        if item.kind == "ellipsis":
+            continue
         if item.kind == "newaxis":
             new_axis_positions.append(len(result_shape))
             result_shape.append(1)
@@ -268,7 +274,8 @@ def _basic_selection(items: list[_Item], shape: tuple[int, ...]) -> DirectSelect
         # the trailing Ellipsis keeps a 0-d result a view instead of a scalar
         return result[drop_new_axes + (Ellipsis,)] if new_axis_positions else result
 
-    return DirectSelection(tuple(terms), tuple(result_shape), orthogonal_view)
+    returns_scalar = not result_shape and not any(i.kind == "ellipsis" for i in items)
+    return DirectSelection(tuple(terms), tuple(result_shape), orthogonal_view, returns_scalar)
 
 
 def _advanced_positions_adjacent(items: list[_Item]) -> bool:
@@ -283,6 +290,8 @@ def _single_vector_selection(items: list[_Item], shape: tuple[int, ...]) -> Sele
     vector_shape: tuple[int, ...] = ()
     for item in items:
         axis = item.first_axis
+        if item.kind == "ellipsis":
+            continue
         if item.kind == "newaxis":
             labels.append(("new",))
         elif item.kind == "int":
@@ -348,12 +357,36 @@ def _reshape_view(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | Non
     return view
 
 
+def _advanced_broadcast_shape(items: list[_Item]) -> tuple[int, ...]:
+    """Broadcast shape of all advanced indices; bool scalars count as (1,) or (0,)."""
+    shapes: list[tuple[int, ...]] = []
+    for item in items:
+        if item.kind == "boolscalar":
+            shapes.append((int(item.value),))
+        elif item.kind == "array":
+            shapes.append(item.value.shape)
+        elif item.kind == "mask":
+            shapes.extend([(int(np.count_nonzero(item.value)),)] * item.value.ndim)
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        shown = " ".join(str(s).replace(" ", "") for s in shapes)
+        raise IndexError(
+            f"shape mismatch: indexing arrays could not be broadcast together with shapes {shown}"
+        ) from None
+
+
 def _gather_selection(items: list[_Item], shape: tuple[int, ...]) -> GatherSelection:
+    # NumPy checks the bounds of index arrays only for the coordinates it uses: none when
+    # they broadcast to an empty shape. Then nothing is read and the values do not matter.
+    nothing_selected = 0 in _advanced_broadcast_shape(items)
     terms: list[Term] = []
     numpy_index: list[Any] = []
     for item in items:
         axis = item.first_axis
-        if item.kind == "newaxis":
+        if item.kind == "ellipsis":
+            numpy_index.append(Ellipsis)  # covers no axis here, but keeps the separation
+        elif item.kind == "newaxis":
             numpy_index.append(None)
         elif item.kind == "boolscalar":
             numpy_index.append(item.value)
@@ -371,23 +404,14 @@ def _gather_selection(items: list[_Item], shape: tuple[int, ...]) -> GatherSelec
         else:
             arrays = item.value.nonzero() if item.kind == "mask" else (item.value,)
             for offset, array in enumerate(arrays):
+                if nothing_selected:
+                    terms.append(VectorTerm(np.zeros(0, dtype=np.int64)))
+                    numpy_index.append(np.zeros(array.shape, dtype=np.intp))
+                    continue
                 coords = _canonical_vector(array, axis + offset, shape[axis + offset])
                 unique, positions = np.unique(coords, return_inverse=True)
                 terms.append(VectorTerm(unique.astype(np.int64)))
                 numpy_index.append(positions.reshape(array.shape).astype(np.intp))
-    # Bool scalars broadcast as shape (1,) (True) or (0,) (False), like in NumPy.
-    arrays_shapes = [
-        (int(i),) if isinstance(i, bool) else i.shape
-        for i in numpy_index
-        if isinstance(i, (np.ndarray, bool))
-    ]
-    try:
-        np.broadcast_shapes(*arrays_shapes)
-    except ValueError:
-        shown = " ".join(str(s).replace(" ", "") for s in arrays_shapes)
-        raise IndexError(
-            f"shape mismatch: indexing arrays could not be broadcast together with shapes {shown}"
-        ) from None
     result_shape = _numpy_result_shape(tuple(numpy_index), [t.count for t in terms])
     return GatherSelection(tuple(terms), result_shape, tuple(numpy_index))
 
@@ -402,7 +426,9 @@ def _numpy_result_shape(index: tuple[Any, ...], sizes: list[int]) -> tuple[int, 
     labels: list[Any] = []
     axis = 0
     for item in index:
-        if item is None:
+        if item is Ellipsis:
+            labels.append("separator")
+        elif item is None:
             labels.append(1)
         elif isinstance(item, slice):
             labels.append(len(range(*item.indices(sizes[axis]))))
@@ -416,7 +442,8 @@ def _numpy_result_shape(index: tuple[Any, ...], sizes: list[int]) -> tuple[int, 
             labels.append("advanced")
     positions = [p for p, label in enumerate(labels) if label == "advanced"]
     broadcast = list(np.broadcast_shapes(*advanced_shapes))
-    rest = [label for label in labels if label != "advanced"]
     if positions == list(range(positions[0], positions[-1] + 1)):
-        return tuple(rest[: positions[0]] + broadcast + rest[positions[0] :])
-    return tuple(broadcast + rest)
+        before = [label for label in labels[: positions[0]] if label != "separator"]
+        after = [label for label in labels[positions[0] :] if label not in ("advanced", "separator")]
+        return tuple(before + broadcast + after)
+    return tuple(broadcast + [label for label in labels if label not in ("advanced", "separator")])

@@ -9,7 +9,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from format_fixtures import FIXTURES
 from datasets import write_split_dataset
 
 from split_dataset import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIXTURES, fixture_manifest
+from format_fixtures import FIXTURES, fixture_manifest
 
 from split_dataset.cli import main
 

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, fixture_manifest
+from format_fixtures import FIXTURES, fixture_manifest
 
 from split_dataset import IncompleteDatasetWarning, NotASplitDatasetError, SplitDataset
 from split_dataset.file_layout import Codec

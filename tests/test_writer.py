@@ -10,7 +10,7 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 import tables
-from conftest import FIXTURES
+from format_fixtures import FIXTURES
 
 from split_dataset import EmptySplitDataset, SplitDataset, save_to_split_dataset
 from split_dataset.file_layout import Codec
