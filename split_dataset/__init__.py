@@ -15,6 +15,7 @@ from .errors import (
     NotASplitDatasetError,
     SplitDatasetError,
 )
+from .streaming import SplitDatasetWriter
 from .threads import get_default_threads, set_default_threads
 from .writer import EmptySplitDataset, save_to_split_dataset
 
@@ -23,6 +24,7 @@ __all__ = [
     "EmptySplitDataset",
     "save_to_split_dataset",
     "SplitDataset",
+    "SplitDatasetWriter",
     "BlockFileError",
     "ChunkReadError",
     "IncompleteDatasetWarning",

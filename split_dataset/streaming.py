@@ -1,0 +1,619 @@
+"""Streaming writer: append frames as they are acquired, blocks are compressed in the background.
+
+    with SplitDatasetWriter("recording/original", frame_shape=(20, 512, 512), dtype="uint16",
+                            frames_per_block=10, resolution=(1.0, 5.0, 0.6, 0.6),
+                            frequency=2.0) as writer:
+        for volume in camera:
+            writer.append(volume)        # returns after a copy; waits only if the disk falls behind
+
+The files look exactly like those of ``save_to_split_dataset`` (and of flammkuchen/PyTables):
+``{:04d}.h5`` from 0000, one array per file under ``stack_{N}D``, blosc filter 32001 with byte
+shuffle and small row-band chunks, the last block truncated, and ``stack_metadata.json``.
+
+How a block travels:
+
+1. ``append`` copies frames into the current block buffer (the caller may reuse its array as
+   soon as ``append`` returns). A full buffer is handed to a pool of worker threads. At most
+   ``max_pending_blocks`` blocks are in flight (handed over, not yet committed); beyond that
+   ``append`` waits (back-pressure), so memory stays bounded by ``max_pending_blocks + 1``
+   block buffers (which are reused).
+2. A worker splits the block into inner chunks, compresses each one as a Blosc1 buffer with
+   numcodecs (c-blosc 1.x, which runs without the GIL, so workers compress in parallel) and
+   stores it with HDF5's direct chunk write into ``0003.h5.tmp``; a chunk that blosc cannot
+   shrink is stored raw with the filter-skipped bit set, like the HDF5 blosc filter does.
+3. One committer thread publishes the written blocks strictly in order, over the contiguous
+   prefix of finished blocks, so that compression workers never wait for the disk: it fsyncs
+   ``0003.h5.tmp``, replaces ``stack_metadata.json`` atomically with ``shape_full[0]``
+   counting the block, then renames ``0003.h5.tmp`` to ``0003.h5`` (the folder is fsynced
+   after each of the two steps, so their order also holds after a power cut). Blocks that
+   finished while it was busy are published together (group commit: one JSON rewrite and two
+   folder fsyncs for all of them), so the commit chain keeps up with the compressors. A block
+   that finished before its predecessor stays a ``.tmp`` file until the predecessor is there.
+
+The JSON therefore never describes fewer frames than the ``.h5`` files hold (the reader refuses
+more files than the JSON's grid), and when it describes more (a crash between the two steps)
+the reader opens the files that are there, with an ``IncompleteDatasetWarning``.
+
+So after a crash at any moment the folder holds block files ``0000.h5 ...`` without a gap, every
+one of them complete, and opens with ``SplitDataset`` with all committed blocks; unfinished
+blocks are only ``.tmp`` files, which readers ignore. (Before the first block is committed there
+is no block file yet and the folder is not a dataset.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SplitDatasetError
+from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
+from .threads import effective_threads
+from .writer import compression_options, default_chunk_shape
+
+# Blocks of at most this many elements stay contiguous and uncompressed, as PyTables (and
+# ``write_block_file``) store them.
+_TINY_BLOCK = 300
+_BLOSC_FILTER = 32001
+_NUMBERED_H5 = re.compile(r"^.*\d+\.h5$")
+
+
+class BlockWriteError(SplitDatasetError, OSError):
+    """A block file could not be written (disk full, permission...); earlier blocks are intact.
+
+    ``filename`` is the file that failed, ``errno`` the original error's (or None), and the
+    original exception is the ``__cause__``.
+    """
+
+    def __str__(self) -> str:  # OSError would format errno and filename itself
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    """How a worker stores a block: ``kind`` is "blosc" (we compress, direct chunk writes),
+    "raw" (contiguous, uncompressed) or "pipeline" (HDF5's own filters, e.g. zlib)."""
+
+    kind: str
+    key: str
+    chunk_shape: tuple[int, ...] | None
+    h5py_options: dict[str, Any]
+    cname: str | None = None
+    clevel: int | None = None
+
+
+def _parse_compression(compression: Any, level: int | None) -> tuple[str, str | None, int | None]:
+    """("blosc", cname, clevel), ("raw", None, None) or ("pipeline", None, None)."""
+    options = compression_options(compression, level)  # validates names, as the whole writer does
+    if not options:
+        return "raw", None, None
+    if options.get("compression") != _BLOSC_FILTER:
+        return "pipeline", None, None
+    if compression is True:
+        compression = "blosc"
+    if isinstance(compression, tuple):
+        compression, level = compression
+    name = str(compression)
+    cname = name.split(":", 1)[1] if ":" in name else "blosclz"
+    return "blosc", cname, 9 if level is None else int(level)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]):
+    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
+    return itertools.product(*ranges)
+
+
+def _write_block_file(path: Path, block: np.ndarray, encoding: _Encoding) -> None:
+    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name).
+
+    Runs on a worker thread. For blosc, compression happens here without the GIL (numcodecs'
+    c-blosc 1.x, contextual API) and only the chunk writes take h5py's lock.
+    """
+    import h5py
+
+    if encoding.kind == "blosc" and block.size > _TINY_BLOCK:
+        import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
+        from numcodecs import Blosc
+
+        codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
+                      typesize=block.dtype.itemsize)
+        chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
+        chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
+        padded = None
+        with h5py.File(path, "w") as handle:
+            dataset = handle.create_dataset(
+                encoding.key, shape=block.shape, dtype=block.dtype, chunks=chunks,
+                **encoding.h5py_options,
+            )
+            dataset_id = dataset.id
+            for offset in _chunk_offsets(block.shape, chunks):
+                piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
+                if piece.shape != chunks:  # edge chunk: HDF5 stores every chunk at full size
+                    if padded is None:
+                        padded = np.zeros(chunks, block.dtype)
+                    else:
+                        padded[...] = 0
+                    padded[tuple(slice(0, n) for n in piece.shape)] = piece
+                    piece = padded
+                else:
+                    piece = np.ascontiguousarray(piece)
+                compressed = codec.encode(piece)
+                if len(compressed) < chunk_bytes:
+                    dataset_id.write_direct_chunk(offset, compressed)
+                else:  # incompressible: stored raw, filter 0 marked as skipped
+                    dataset_id.write_direct_chunk(offset, piece.tobytes(), filter_mask=1)
+    else:
+        with h5py.File(path, "w") as handle:
+            if encoding.kind == "pipeline" and block.size > _TINY_BLOCK:
+                chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
+                handle.create_dataset(encoding.key, data=block, chunks=chunks,
+                                      **encoding.h5py_options)
+            else:
+                handle.create_dataset(encoding.key, data=block)
+
+
+class SplitDatasetWriter:
+    """Write a split dataset frame by frame, compressing full blocks on background threads.
+
+    ``path``: the dataset folder (created). ``frame_shape``, ``dtype``: of one frame; frames are
+    stacked along a new first axis, blocks hold ``frames_per_block`` frames. ``compression``:
+    ``"blosc"`` (blosclz), ``"blosc:lz4"``, ``"blosc:zstd"``, ``("blosc:lz4", level)``, ``None``
+    (uncompressed, contiguous) or ``"zlib"`` (compressed by HDF5 itself, serially);
+    ``compression_level`` defaults to 9 as in flammkuchen. ``threads``: compression workers
+    (default: the package's thread default, at most ``max_pending_blocks``), plus one thread
+    that fsyncs and publishes blocks. ``chunk_shape``: inner chunks of a block (default
+    ``default_chunk_shape``: one row band of one plane; ignored when uncompressed).
+
+    ``append`` copies the frames and returns; when ``max_pending_blocks`` blocks are in flight
+    (handed over, not yet durably published) it waits for one. A failure (disk full,
+    permission) is raised by the next ``append`` or ``close`` as ``BlockWriteError`` naming the
+    file; every block committed before stays readable. ``close`` writes the partial last block
+    and the final metadata: always close the writer (or use it as a context manager), the
+    frames of an unclosed writer's last block are lost.
+
+    Note: sets ``numcodecs.blosc.use_threads = False`` (process-wide) so that numcodecs never
+    uses c-blosc's global, mutex-serialized context: each worker compresses on its own thread
+    without the GIL.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        frame_shape: Sequence[int] | int,
+        dtype: Any,
+        frames_per_block: int,
+        compression: Any = "blosc",
+        compression_level: int | None = None,
+        resolution: Sequence[float] | None = None,
+        frequency: float | None = None,
+        axis_order: str | None = None,
+        overwrite: bool = False,
+        threads: int | None = None,
+        max_pending_blocks: int = 4,
+        chunk_shape: Sequence[int] | None = None,
+    ) -> None:
+        if isinstance(frame_shape, (int, np.integer)):
+            frame_shape = (int(frame_shape),)
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        if any(s < 1 for s in self.frame_shape):
+            raise ValueError(f"frame_shape must have positive entries, got {self.frame_shape}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype.hasobject or self.dtype.itemsize == 0:
+            raise ValueError(f"dtype {self.dtype} cannot be stored")
+        self.frames_per_block = int(frames_per_block)
+        if self.frames_per_block < 1:
+            raise ValueError(f"frames_per_block must be at least 1, got {frames_per_block}")
+        if int(max_pending_blocks) < 1:
+            raise ValueError(f"max_pending_blocks must be at least 1, got {max_pending_blocks}")
+        self.max_pending_blocks = int(max_pending_blocks)
+        self.ndim = 1 + len(self.frame_shape)
+        self.block_shape = (self.frames_per_block,) + self.frame_shape
+
+        kind, cname, clevel = _parse_compression(compression, compression_level)
+        if chunk_shape is None:
+            chunks = default_chunk_shape(self.block_shape, self.dtype.itemsize)
+        else:
+            chunks = tuple(int(c) for c in chunk_shape)
+            if len(chunks) != self.ndim or any(c < 1 for c in chunks):
+                raise ValueError(
+                    f"chunk_shape must have {self.ndim} positive entries, got {tuple(chunk_shape)}"
+                )
+        chunks = tuple(min(c, s) for c, s in zip(chunks, self.block_shape))
+        if kind == "blosc" and self.dtype.itemsize > 255:
+            raise ValueError(f"blosc cannot compress items of {self.dtype.itemsize} bytes")
+        self._encoding = _Encoding(
+            kind=kind,
+            key=f"stack_{self.ndim}D",
+            chunk_shape=chunks,
+            h5py_options=compression_options(compression, compression_level),
+            cname=cname,
+            clevel=clevel,
+        )
+        if kind == "blosc":
+            try:
+                import numcodecs.blosc
+            except ImportError as error:  # pragma: no cover - numcodecs is a dependency
+                raise ImportError("the streaming writer compresses blosc chunks with numcodecs: "
+                                  "pip install numcodecs") from error
+            if cname not in numcodecs.blosc.list_compressors():
+                raise ValueError(f"numcodecs' blosc has no {cname!r} compressor")
+            numcodecs.blosc.use_threads = False
+
+        if resolution is None:
+            resolution_values: tuple[float | None, ...] = (None,) * self.ndim
+        else:
+            resolution_values = tuple(None if r is None else float(r) for r in resolution)
+            if len(resolution_values) != self.ndim:
+                raise ValueError(
+                    f"resolution has {len(resolution_values)} entries for a {self.ndim}-d dataset "
+                    f"(time first, then the {len(self.frame_shape)} axes of a frame)"
+                )
+        if axis_order is None:
+            axis_order = {1: "t", 2: "tx", 3: "tyx", 4: "tzyx"}.get(self.ndim)
+        elif len(axis_order) != self.ndim:
+            raise ValueError(f"axis_order {axis_order!r} has {len(axis_order)} letters for a "
+                             f"{self.ndim}-d dataset")
+        zeros = (0,) * self.ndim
+        self._metadata = StackMetadata(
+            shape_full=(0,) + self.frame_shape,
+            shape_block=self.block_shape,
+            padding=zeros,
+            resolution=resolution_values,
+            axis_order=axis_order,
+            frequency=None if frequency is None else float(frequency),
+            files=None,
+            crop_start=zeros,
+            crop_end=zeros,
+        )
+
+        self.path = Path(path)
+        self._prepare_folder(overwrite)
+        self._folder_fd = os.open(self.path, os.O_RDONLY)
+
+        # state shared with the workers, under _lock
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # wakes the committer
+        self._slots = threading.Semaphore(self.max_pending_blocks)
+        self._pending = 0  # blocks holding a slot: handed over, not committed nor dropped
+        self._max_pending_seen = 0
+        self._stopping = False
+        self._free_buffers: list[np.ndarray] = []
+        self._finished: dict[int, int] = {}  # block index -> frames, written as .tmp, not committed
+        self._next_commit = 0
+        self._frames_committed = 0
+        self._error: BaseException | None = None  # the first failure, raised to the caller
+        self._failed_index: int | None = None  # blocks from here on can never be published
+        self._error_reported = False
+
+        # main-thread state
+        self._buffer: np.ndarray | None = None
+        self._fill = 0
+        self._next_block = 0
+        self._frames_appended = 0
+        self._closed = False
+        self.threads = max(1, min(effective_threads(threads), self.max_pending_blocks))
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="split_dataset_writer")
+        self._committer = threading.Thread(
+            target=self._run_committer, name="split_dataset_committer", daemon=True
+        )
+        self._committer.start()
+
+    # --- folder ------------------------------------------------------------------------------
+
+    def _prepare_folder(self, overwrite: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"{self.path}: exists and is not a folder")
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"{self.path}: folder exists and is not empty; pass overwrite=True to replace "
+                    f"the dataset in it"
+                )
+            # Metadata first: a folder left half-cleaned by a crash is then not a dataset at all,
+            # rather than a shorter, silently wrong one. Every numbered .h5 is a block to the
+            # reader, so all of them go; other files (e.g. shifts.h5, subfolders) are kept.
+            stale = sorted(self.path.glob(f"*{METADATA_SUFFIX}"))
+            stale += sorted(self.path.glob(f"*{METADATA_SUFFIX}.tmp"))
+            stale += [p for p in sorted(self.path.glob("*.h5")) if _NUMBERED_H5.match(p.name)]
+            stale += sorted(self.path.glob("*.h5.tmp"))
+            for file in stale:
+                if file.is_file() or file.is_symlink():
+                    file.unlink()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _block_name(self, index: int) -> str:
+        return f"{index:04d}.h5"
+
+    # --- public state ------------------------------------------------------------------------
+
+    @property
+    def frames_appended(self) -> int:
+        """Frames given to ``append`` so far."""
+        return self._frames_appended
+
+    @property
+    def frames_written(self) -> int:
+        """Frames in committed blocks: durably on disk under their final names."""
+        with self._lock:
+            return self._frames_committed
+
+    @property
+    def blocks_written(self) -> int:
+        """Committed block files."""
+        with self._lock:
+            return self._next_commit
+
+    @property
+    def pending_blocks(self) -> int:
+        """Blocks handed to the workers and not yet committed (at most ``max_pending_blocks``)."""
+        with self._lock:
+            return self._pending
+
+    @property
+    def max_pending_seen(self) -> int:
+        with self._lock:
+            return self._max_pending_seen
+
+    def __len__(self) -> int:
+        return self._frames_appended
+
+    def __repr__(self) -> str:
+        return (f"SplitDatasetWriter('{self.path}', frame_shape={self.frame_shape}, "
+                f"dtype={self.dtype}, frames_per_block={self.frames_per_block}, "
+                f"appended={self._frames_appended}, written={self.frames_written})")
+
+    # --- appending ---------------------------------------------------------------------------
+
+    def append(self, frames: Any) -> None:
+        """Append one frame (``frame_shape``) or a stack of frames (``(n, *frame_shape)``)."""
+        if self._closed:
+            raise ValueError(f"{self.path}: the writer is closed")
+        self._raise_worker_error()
+        frames = np.asarray(frames)
+        if frames.dtype != self.dtype:
+            raise ValueError(f"frames have dtype {frames.dtype}, expected {self.dtype} "
+                             f"(the writer's dtype; convert before appending)")
+        if frames.shape == self.frame_shape:
+            frames = frames[np.newaxis]
+        elif frames.shape[1:] != self.frame_shape or frames.ndim != self.ndim:
+            raise ValueError(f"frames have shape {frames.shape}, expected one frame of shape "
+                             f"{self.frame_shape} or a stack of shape (n, *{self.frame_shape})")
+        position, count = 0, frames.shape[0]
+        while position < count:
+            if self._buffer is None:
+                self._buffer = self._new_buffer()
+                self._fill = 0
+            take = min(self.frames_per_block - self._fill, count - position)
+            self._buffer[self._fill : self._fill + take] = frames[position : position + take]
+            self._fill += take
+            position += take
+            self._frames_appended += take
+            if self._fill == self.frames_per_block:
+                self._submit_buffer()
+
+    def _new_buffer(self) -> np.ndarray:
+        """A block buffer: one a worker has finished with, or a new one. At most
+        ``max_pending_blocks + 1`` ever exist (in flight, being filled, or free), and reusing
+        them spares the page faults of fresh memory on every block."""
+        with self._lock:
+            if self._free_buffers:
+                return self._free_buffers.pop()
+        return np.empty(self.block_shape, self.dtype)
+
+    def _submit_buffer(self) -> None:
+        """Hand the current buffer (its filled frames) to the workers; no reference stays here."""
+        block = self._buffer if self._fill == self.frames_per_block else self._buffer[: self._fill]
+        self._buffer, self._fill = None, 0
+        self._slots.acquire()  # back-pressure: wait while max_pending_blocks are in flight
+        with self._lock:
+            failed = self._error is not None
+            if not failed:
+                self._pending += 1
+                self._max_pending_seen = max(self._max_pending_seen, self._pending)
+        if failed:  # failed while we waited: these frames cannot be committed anymore
+            self._slots.release()
+            self._raise_worker_error()
+        index = self._next_block
+        self._next_block += 1
+        holder = [block]  # the worker empties it: no reference outlives the block's work
+        del block
+        try:
+            self._pool.submit(self._work, index, holder)
+        except BaseException:
+            self._release_slot()
+            raise
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._pending -= 1
+        self._slots.release()
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def _work(self, index: int, holder: list) -> None:
+        """Compress and write one block as ``NNNN.h5.tmp``, then leave it to the committer."""
+        block = holder.pop()
+        frames = block.shape[0]
+        temporary = self.path / (self._block_name(index) + ".tmp")
+        written = False
+        try:
+            if self._publishable(index):  # else a block before it failed: it can never be
+                _write_block_file(temporary, block, self._encoding)
+                written = True
+        except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
+            self._fail(error, temporary, index)
+        finally:
+            with self._changed:
+                if block.shape[0] == self.frames_per_block and not self._closed:
+                    self._free_buffers.append(block)  # reused for a later block
+                handed = written and self._publishable_locked(index)
+                if handed:
+                    self._finished[index] = frames
+                    self._changed.notify()
+            del block
+            if not handed:
+                self._release_slot()
+
+    def _publishable(self, index: int) -> bool:
+        with self._lock:
+            return self._publishable_locked(index)
+
+    def _publishable_locked(self, index: int) -> bool:
+        return self._failed_index is None or index < self._failed_index
+
+    def _fail(self, error: BaseException, path: Path, index: int) -> None:
+        """Record a failure of block ``index``: blocks before it are still published."""
+        wrapped = BlockWriteError(
+            f"{path}: writing block {index} failed: {type(error).__name__}: {error}"
+        )
+        wrapped.filename = str(path)
+        wrapped.errno = getattr(error, "errno", None)
+        wrapped.__cause__ = error
+        with self._changed:
+            if self._error is None:
+                self._error = wrapped
+            if self._failed_index is None or index < self._failed_index:
+                self._failed_index = index
+            self._changed.notify()
+
+    # --- committer ---------------------------------------------------------------------------
+
+    def _run_committer(self) -> None:
+        """Publish finished blocks in order; after a failure, drop the ones left waiting.
+
+        Group commit: the blocks that have finished while the previous publication ran are
+        published together, with one JSON rewrite and two folder fsyncs, so that the commit
+        chain keeps up with the compressors when blocks are small or the disk is slow.
+        """
+        while True:
+            with self._changed:
+                while True:
+                    dropped = [i for i in self._finished if not self._publishable_locked(i)]
+                    for index in dropped:  # after a failure: free the slots of the blocks
+                        del self._finished[index]  # that can never be published
+                        self._pending -= 1
+                        self._slots.release()
+                    if self._next_commit in self._finished:
+                        break
+                    if self._stopping:  # all workers are done: nothing more will come
+                        return
+                    self._changed.wait()
+                batch = []  # (index, frames) of the contiguous finished blocks, in order
+                index = self._next_commit
+                while index in self._finished:
+                    batch.append((index, self._finished[index]))
+                    index += 1
+                committed = self._frames_committed
+            published = self._publish(batch, committed)
+            with self._lock:
+                for index, frames in batch[:published]:
+                    del self._finished[index]
+                    self._frames_committed += frames
+                    self._next_commit = index + 1
+                self._pending -= published
+            for _ in range(published):
+                self._slots.release()
+
+    def _publish(self, batch: list[tuple[int, int]], committed: int) -> int:
+        """Make the blocks of ``batch`` durable and visible; returns how many were published
+        (all of them, or the ones before a failure, which is then recorded)."""
+        names = [self._block_name(index) for index, _ in batch]
+        failure: tuple[BaseException, Path, int] | None = None
+        durable = 0
+        for (index, _), name in zip(batch, names):
+            try:
+                _fsync_path(self.path / (name + ".tmp"))
+            except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
+                failure = (error, self.path / (name + ".tmp"), index)
+                break
+            durable += 1
+        published = 0
+        if durable:
+            total = committed + sum(frames for _, frames in batch[:durable])
+            current, index = self.path / METADATA_SUFFIX, batch[0][0]
+            try:
+                # JSON first: it may announce more frames than the files hold, which the reader
+                # accepts, never fewer (the reader refuses more files than the JSON's grid).
+                # Then the renames that publish the blocks, in order. The folder is fsynced
+                # after each step, so that this order also holds after a power cut.
+                write_json_metadata(
+                    self.path, self._metadata.with_shape_full((total,) + self.frame_shape)
+                )
+                os.fsync(self._folder_fd)
+                for (index, _), name in zip(batch[:durable], names):
+                    current = self.path / name
+                    os.replace(self.path / (name + ".tmp"), current)
+                    published += 1
+                current, index = self.path, batch[durable - 1][0] + 1
+                os.fsync(self._folder_fd)
+            except BaseException as error:  # noqa: BLE001
+                failure = (error, current, index)  # the first failure in the order of blocks
+        if failure is not None:
+            self._fail(*failure)
+        return published
+
+    def _raise_worker_error(self, again: bool = True) -> None:
+        """Raise a worker's failure: on every ``append`` (the writer cannot go on), and on
+        ``close`` only if no ``append`` has raised it yet."""
+        with self._lock:
+            error = self._error
+        if error is not None and (again or not self._error_reported):
+            self._error_reported = True
+            raise error
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write the partial last block, wait for the workers, write the final metadata."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._buffer is not None and self._fill and self._error is None:
+                self._submit_buffer()  # the partial last block, stored truncated
+            self._buffer = None
+        finally:
+            self._pool.shutdown(wait=True)  # every block is written (or failed)...
+            with self._changed:
+                self._stopping = True
+                self._changed.notify()
+            self._committer.join()  # ...and published (or dropped)
+            self._free_buffers.clear()
+            try:
+                if self._error is not None:
+                    self._remove_uncommitted()
+            finally:
+                os.close(self._folder_fd)
+        self._raise_worker_error(again=False)
+
+    def _remove_uncommitted(self) -> None:
+        """After a failure, blocks after the failed one can never be committed: remove them."""
+        for index in range(self._next_commit, self._next_block):
+            try:
+                (self.path / (self._block_name(index) + ".tmp")).unlink()
+            except OSError:
+                pass
+
+    def __enter__(self) -> SplitDatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        # On an exception in the caller's loop the frames appended so far are still written;
+        # a worker error already raised by append is not raised a second time.
+        self.close()
