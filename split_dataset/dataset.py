@@ -81,8 +81,16 @@ class SplitDataset(Blocks):
         contents = discover(self.root, prefix)
         metadata = contents.metadata
         grid = blocks_per_axis(metadata.shape_full, metadata.shape_block, metadata.padding)
-        first, last = self._probe(contents.block_files[0]), self._probe(contents.block_files[-1])
-        shape = _real_shape(contents, grid, last)
+        if contents.block_files:
+            first = self._probe(contents.block_files[0])
+            last = self._probe(contents.block_files[-1])
+            shape = _real_shape(contents, grid, last)
+            dtype = None if first is None else first.dtype
+            key = None if first is None else first.key
+        else:  # a recording that has not completed its first block: empty, dtype from the JSON
+            shape = metadata.shape_full
+            dtype = None if metadata.dtype is None else np.dtype(metadata.dtype)
+            key = None
         if shape != metadata.shape_full:
             warnings.warn(
                 f"{self.root}: the metadata announces shape {metadata.shape_full} but the files "
@@ -91,12 +99,7 @@ class SplitDataset(Blocks):
                 stacklevel=2,
             )
         self._setup(
-            metadata,
-            shape,
-            [p.name for p in contents.block_files],
-            None if first is None else first.dtype,
-            None if first is None else first.key,
-            contents.legacy,
+            metadata, shape, [p.name for p in contents.block_files], dtype, key, contents.legacy
         )
 
     def _probe(self, path: Path) -> FileLayout | None:
@@ -161,6 +164,8 @@ class SplitDataset(Blocks):
         """Block file paths, shaped like the block grid."""
         paths = np.empty(len(self._file_names), dtype=object)
         paths[:] = [self.root / name for name in self._file_names]
+        if not self._file_names:  # nothing written yet
+            return paths.reshape((0,) + tuple(self.blocks_grid[1:]))
         return paths.reshape(self.blocks_grid)
 
     @property

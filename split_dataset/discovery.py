@@ -103,6 +103,6 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
             )
     else:
         block_files = numbered
-    if not block_files:
+    if not block_files and 0 not in metadata.shape_full:
         raise NotASplitDatasetError(f"{folder}: the metadata is there but no block file (*.h5) is")
     return FolderContents(folder, tuple(block_files), metadata, metadata_path, legacy)

@@ -25,6 +25,7 @@ _KNOWN_KEYS = {
     "crop_start",
     "crop_end",
     "files",
+    "dtype",
 }
 
 
@@ -46,6 +47,9 @@ class StackMetadata:
     crop_start: tuple[int, ...]
     crop_end: tuple[int, ...]
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Written by this package so that a dataset with no block file yet (a recording that has
+    # just started) still opens with its dtype; older readers ignore the key.
+    dtype: str | None = None
 
     @property
     def ndim(self) -> int:
@@ -71,6 +75,8 @@ class StackMetadata:
             out["frequency"] = float(self.frequency)
         if self.files is not None:
             out["files"] = list(self.files)
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
         return out
 
 
@@ -139,6 +145,7 @@ def parse_metadata(raw: dict[str, Any], source: Path) -> StackMetadata:
         crop_start=_int_tuple(raw.get("crop_start") or zeros, "crop_start", source, ndim),
         crop_end=_int_tuple(raw.get("crop_end") or zeros, "crop_end", source, ndim),
         extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
+        dtype=str(raw["dtype"]) if raw.get("dtype") else None,
     )
 
 

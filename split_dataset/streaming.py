@@ -280,11 +280,14 @@ class SplitDatasetWriter:
             files=None,
             crop_start=zeros,
             crop_end=zeros,
+            dtype=self.dtype.str,
         )
 
         self.path = Path(path)
         self._prepare_folder(overwrite)
         self._folder_fd = os.open(self.path, os.O_RDONLY)
+        # From the first moment on, the folder opens as a (still empty) dataset.
+        write_json_metadata(self.path, self._metadata)
 
         # state shared with the workers, under _lock
         self._lock = threading.Lock()

@@ -118,6 +118,7 @@ class EmptySplitDataset(Blocks):
         self.frequency = frequency
         self.axis_order = axis_order
         self.compression = compression
+        self.dtype: np.dtype | None = None  # recorded in the JSON when known
 
     def save_block_data(self, n: int, data: np.ndarray, verbose: bool = False) -> None:
         if not 0 <= n < self.n_blocks:
@@ -142,6 +143,7 @@ class EmptySplitDataset(Blocks):
             files=None,
             crop_start=(0,) * ndim,
             crop_end=(0,) * ndim,
+            dtype=None if self.dtype is None else self.dtype.str,
         )
 
     def finalize(self):
@@ -187,6 +189,7 @@ def save_to_split_dataset(
         axis_order=axis_order,
         compression=compression,
     )
+    target.dtype = np.dtype(data.dtype)
     key = f"stack_{len(target.shape_cropped)}D"
     blocks = zip(target.files, target.slices())
     if progress:

@@ -337,8 +337,10 @@ def test_existing_folder_needs_overwrite_which_removes_the_stale_dataset(tmp_pat
         SplitDatasetWriter(folder, (3, 70, 48), np.uint16, 2)
     assert len(block_names(folder)) == 5  # untouched
     writer = SplitDatasetWriter(folder, (3, 70, 48), np.uint16, 2, overwrite=True)
-    # removed before anything is written: old blocks never mix into the new dataset
-    assert sorted(os.listdir(folder)) == ["notes.txt"]
+    # removed before anything is written: old blocks never mix into the new dataset, which
+    # starts as an empty one
+    assert sorted(os.listdir(folder)) == ["notes.txt", "stack_metadata.json"]
+    assert SplitDataset(folder).shape == (0, 3, 70, 48)
     writer.append(movie[:3])
     writer.close()
     assert block_names(folder) == ["0000.h5", "0001.h5"]
@@ -455,7 +457,10 @@ def _check_after_kill(folder: Path, lines: list[str], per_block: int) -> str:
     committed = max((written for _, written in progress), default=0)
     if not folder.is_dir() or not list(folder.glob("*.h5")):
         assert committed == 0 and not closed  # killed before the first block was published
-        if folder.is_dir():
+        if (folder / "stack_metadata.json").is_file():  # opens, empty, with its dtype
+            ds = SplitDataset(folder)
+            assert ds.shape == (0,) + KILL_FRAME_SHAPE and ds.dtype == np.uint16
+        elif folder.is_dir():  # killed before the writer had set the folder up
             with pytest.raises(NotASplitDatasetError):
                 SplitDataset(folder)
         return "no block yet"
@@ -530,3 +535,19 @@ def test_sigkill_at_random_moments_leaves_a_readable_dataset(tmp_path):
     assert outcomes["closed"] >= 3, outcomes
     print(f"{KILL_RUNS} kills in {elapsed:.1f} s: {dict(outcomes)}, "
           f"{leftover_tmp} with unfinished .tmp files")
+
+
+def test_folder_opens_as_an_empty_dataset_before_the_first_block(tmp_path):
+    from split_dataset import SplitDataset, SplitDatasetWriter
+
+    writer = SplitDatasetWriter(tmp_path / "live", (3, 8, 8), np.uint16, frames_per_block=4)
+    try:
+        writer.append(np.zeros((3, 3, 8, 8), dtype=np.uint16))  # less than one block
+        ds = SplitDataset(tmp_path / "live")
+        assert ds.shape == (0, 3, 8, 8)
+        assert ds.dtype == np.uint16
+        assert ds[...].shape == (0, 3, 8, 8)
+        assert ds.files.size == 0
+    finally:
+        writer.close()
+    assert SplitDataset(tmp_path / "live").shape == (3, 3, 8, 8)
