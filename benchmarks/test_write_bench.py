@@ -32,7 +32,7 @@ import pytest
 import data
 
 from split_dataset import SplitDataset, SplitDatasetWriter, save_to_split_dataset
-from split_dataset.writer import default_chunk_shape
+from split_dataset.block_file import default_chunk_shape
 
 SIZE = data.bench_size()
 SHAPE = data.SIZES[SIZE]

@@ -88,7 +88,7 @@ class SplitDataset(Blocks):
             dtype = None if first is None else first.dtype
             key = None if first is None else first.key
         else:  # a recording that has not completed its first block: empty, dtype from the JSON
-            shape = metadata.shape_full
+            shape = (0,) + metadata.shape_full[1:]
             dtype = None if metadata.dtype is None else np.dtype(metadata.dtype)
             key = None
         if shape != metadata.shape_full:

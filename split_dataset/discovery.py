@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BlockFileError, MetadataError, NotASplitDatasetError
-from .metadata import METADATA_SUFFIX, StackMetadata, read_json_metadata, read_legacy_metadata
+from .metadata import (
+    METADATA_SUFFIX,
+    StackMetadata,
+    read_json_metadata,
+    read_legacy_metadata,
+)
 
 _NUMBERED_STEM = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 
@@ -103,6 +108,8 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
             )
     else:
         block_files = numbered
-    if not block_files and 0 not in metadata.shape_full:
+    # A recording that has not completed its first block has a JSON (with the dtype, written by
+    # this package) and no block file yet: it opens empty. Any other JSON needs its files.
+    if not block_files and 0 not in metadata.shape_full and metadata.dtype is None:
         raise NotASplitDatasetError(f"{folder}: the metadata is there but no block file (*.h5) is")
     return FolderContents(folder, tuple(block_files), metadata, metadata_path, legacy)

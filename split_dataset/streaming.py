@@ -42,27 +42,26 @@ is no block file yet and the folder is not a dataset.)
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .block_file import (
+    BlockEncoding,
+    default_chunk_shape,
+    encode_block_file,
+    fsync_path,
+)
 from .errors import SplitDatasetError
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
-from .writer import compression_options, default_chunk_shape
 
-# Blocks of at most this many elements stay contiguous and uncompressed, as PyTables (and
-# ``write_block_file``) store them.
-_TINY_BLOCK = 300
-_BLOSC_FILTER = 32001
 _NUMBERED_H5 = re.compile(r"^.*\d+\.h5$")
 
 
@@ -75,97 +74,6 @@ class BlockWriteError(SplitDatasetError, OSError):
 
     def __str__(self) -> str:  # OSError would format errno and filename itself
         return str(self.args[0]) if self.args else ""
-
-
-@dataclass(frozen=True)
-class _Encoding:
-    """How a worker stores a block: ``kind`` is "blosc" (we compress, direct chunk writes),
-    "raw" (contiguous, uncompressed) or "pipeline" (HDF5's own filters, e.g. zlib)."""
-
-    kind: str
-    key: str
-    chunk_shape: tuple[int, ...] | None
-    h5py_options: dict[str, Any]
-    cname: str | None = None
-    clevel: int | None = None
-
-
-def _parse_compression(compression: Any, level: int | None) -> tuple[str, str | None, int | None]:
-    """("blosc", cname, clevel), ("raw", None, None) or ("pipeline", None, None)."""
-    options = compression_options(compression, level)  # validates names, as the whole writer does
-    if not options:
-        return "raw", None, None
-    if options.get("compression") != _BLOSC_FILTER:
-        return "pipeline", None, None
-    if compression is True:
-        compression = "blosc"
-    if isinstance(compression, tuple):
-        compression, level = compression
-    name = str(compression)
-    cname = name.split(":", 1)[1] if ":" in name else "blosclz"
-    return "blosc", cname, 9 if level is None else int(level)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]):
-    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
-    return itertools.product(*ranges)
-
-
-def _write_block_file(path: Path, block: np.ndarray, encoding: _Encoding) -> None:
-    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name).
-
-    Runs on a worker thread. For blosc, compression happens here without the GIL (numcodecs'
-    c-blosc 1.x, contextual API) and only the chunk writes take h5py's lock.
-    """
-    import h5py
-
-    if encoding.kind == "blosc" and block.size > _TINY_BLOCK:
-        import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
-        from numcodecs import Blosc
-
-        codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
-                      typesize=block.dtype.itemsize)
-        chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
-        chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
-        padded = None
-        with h5py.File(path, "w") as handle:
-            dataset = handle.create_dataset(
-                encoding.key, shape=block.shape, dtype=block.dtype, chunks=chunks,
-                **encoding.h5py_options,
-            )
-            dataset_id = dataset.id
-            for offset in _chunk_offsets(block.shape, chunks):
-                piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
-                if piece.shape != chunks:  # edge chunk: HDF5 stores every chunk at full size
-                    if padded is None:
-                        padded = np.zeros(chunks, block.dtype)
-                    else:
-                        padded[...] = 0
-                    padded[tuple(slice(0, n) for n in piece.shape)] = piece
-                    piece = padded
-                else:
-                    piece = np.ascontiguousarray(piece)
-                compressed = codec.encode(piece)
-                if len(compressed) < chunk_bytes:
-                    dataset_id.write_direct_chunk(offset, compressed)
-                else:  # incompressible: stored raw, filter 0 marked as skipped
-                    dataset_id.write_direct_chunk(offset, piece.tobytes(), filter_mask=1)
-    else:
-        with h5py.File(path, "w") as handle:
-            if encoding.kind == "pipeline" and block.size > _TINY_BLOCK:
-                chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
-                handle.create_dataset(encoding.key, data=block, chunks=chunks,
-                                      **encoding.h5py_options)
-            else:
-                handle.create_dataset(encoding.key, data=block)
 
 
 class SplitDatasetWriter:
@@ -225,7 +133,6 @@ class SplitDatasetWriter:
         self.ndim = 1 + len(self.frame_shape)
         self.block_shape = (self.frames_per_block,) + self.frame_shape
 
-        kind, cname, clevel = _parse_compression(compression, compression_level)
         if chunk_shape is None:
             chunks = default_chunk_shape(self.block_shape, self.dtype.itemsize)
         else:
@@ -235,25 +142,11 @@ class SplitDatasetWriter:
                     f"chunk_shape must have {self.ndim} positive entries, got {tuple(chunk_shape)}"
                 )
         chunks = tuple(min(c, s) for c, s in zip(chunks, self.block_shape))
-        if kind == "blosc" and self.dtype.itemsize > 255:
-            raise ValueError(f"blosc cannot compress items of {self.dtype.itemsize} bytes")
-        self._encoding = _Encoding(
-            kind=kind,
-            key=f"stack_{self.ndim}D",
-            chunk_shape=chunks,
-            h5py_options=compression_options(compression, compression_level),
-            cname=cname,
-            clevel=clevel,
+        self._encoding = BlockEncoding.for_compression(
+            compression, compression_level, f"stack_{self.ndim}D", chunks
         )
-        if kind == "blosc":
-            try:
-                import numcodecs.blosc
-            except ImportError as error:  # pragma: no cover - numcodecs is a dependency
-                raise ImportError("the streaming writer compresses blosc chunks with numcodecs: "
-                                  "pip install numcodecs") from error
-            if cname not in numcodecs.blosc.list_compressors():
-                raise ValueError(f"numcodecs' blosc has no {cname!r} compressor")
-            numcodecs.blosc.use_threads = False
+        if self._encoding.kind == "blosc" and self.dtype.itemsize > 255:
+            raise ValueError(f"blosc cannot compress items of {self.dtype.itemsize} bytes")
 
         if resolution is None:
             resolution_values: tuple[float | None, ...] = (None,) * self.ndim
@@ -457,7 +350,7 @@ class SplitDatasetWriter:
         written = False
         try:
             if self._publishable(index):  # else a block before it failed: it can never be
-                _write_block_file(temporary, block, self._encoding)
+                encode_block_file(temporary, block, self._encoding)
                 written = True
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, index)
@@ -541,7 +434,7 @@ class SplitDatasetWriter:
         durable = 0
         for (index, _), name in zip(batch, names):
             try:
-                _fsync_path(self.path / (name + ".tmp"))
+                fsync_path(self.path / (name + ".tmp"))
             except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
                 failure = (error, self.path / (name + ".tmp"), index)
                 break

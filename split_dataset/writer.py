@@ -9,85 +9,19 @@ replaced atomically, so a crash never leaves a half-written file under a block's
 
 from __future__ import annotations
 
-import os
 import warnings
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .block_file import write_block_file
 from .blocks import Blocks
 from .metadata import StackMetadata, write_json_metadata
-
-# Inner chunks of about this size: a 512 x 512 uint16 plane is four chunks (decoded in
-# parallel), a pixel over time costs one small chunk per time point.
-TARGET_CHUNK_BYTES = 128 * 1024
-
-_BLOSC_COMPRESSORS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
-
-
-def default_chunk_shape(block_shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
-    """One chunk per row band of a plane: ``(1, ..., 1, rows, width)`` near the target size."""
-    shape = [max(1, int(s)) for s in block_shape]
-    if len(shape) == 1:
-        return (max(1, min(shape[0], TARGET_CHUNK_BYTES // itemsize)),)
-    width = shape[-1]
-    rows = max(1, min(shape[-2], TARGET_CHUNK_BYTES // (itemsize * width)))
-    return (1,) * (len(shape) - 2) + (rows, width)
-
-
-def compression_options(compression: Any, level: int | None = None) -> dict[str, Any]:
-    """h5py ``create_dataset`` keywords for a compression name as flammkuchen spells it."""
-    if compression in (None, False, "none", "raw"):
-        return {}
-    if compression is True:
-        compression = "blosc"
-    if isinstance(compression, tuple):  # flammkuchen style ("blosc:lz4", 5)
-        compression, level = compression
-    name = str(compression)
-    if name == "zlib":
-        return dict(compression="gzip", compression_opts=9 if level is None else level, shuffle=True)
-    if name.startswith("blosc"):
-        import hdf5plugin
-
-        codec = name.split(":", 1)[1] if ":" in name else "blosclz"
-        if codec not in _BLOSC_COMPRESSORS:
-            raise ValueError(f"unknown blosc compressor {codec!r}; use one of {_BLOSC_COMPRESSORS}")
-        return dict(
-            hdf5plugin.Blosc(cname=codec, clevel=9 if level is None else level,
-                             shuffle=hdf5plugin.Blosc.SHUFFLE)
-        )
-    raise ValueError(f"unknown compression {compression!r}: use 'blosc', 'blosc:lz4', "
-                     f"'blosc:zstd', 'zlib' or None")
-
-
-def write_block_file(
-    path: Path,
-    data: np.ndarray,
-    key: str,
-    compression: Any = "blosc",
-    level: int | None = None,
-    chunk_shape: Sequence[int] | None = None,
-) -> None:
-    """Write one block under a temporary name, fsync, then rename into place."""
-    import h5py
-
-    data = np.ascontiguousarray(data)
-    temporary = path.with_name(path.name + ".tmp")
-    options = compression_options(compression, level)
-    # Tiny blocks stay contiguous and uncompressed, as PyTables does below 300 elements.
-    chunked = bool(options) and data.size > 300
-    with h5py.File(temporary, "w") as handle:
-        if chunked:
-            chunks = tuple(chunk_shape) if chunk_shape else default_chunk_shape(data.shape, data.itemsize)
-            chunks = tuple(max(1, min(c, s)) for c, s in zip(chunks, data.shape))
-            handle.create_dataset(key, data=data, chunks=chunks, **options)
-        else:
-            handle.create_dataset(key, data=data)
-    with open(temporary, "rb+") as raw:
-        os.fsync(raw.fileno())
-    os.replace(temporary, path)
+from .threads import effective_threads
 
 
 class EmptySplitDataset(Blocks):
@@ -167,10 +101,13 @@ def save_to_split_dataset(
     compression_level: int | None = None,
     chunk_shape: Sequence[int] | None = None,
     progress: bool = False,
+    threads: int | None = None,
 ):
     """Save any sliceable array (NumPy, h5py, zarr, another SplitDataset) block by block.
 
-    Only one block is in memory at a time. Returns the written dataset, opened.
+    Blocks are read one at a time and compressed on ``threads`` worker threads (default: the
+    package default), so memory holds a few blocks, never the whole array. Returns the written
+    dataset, opened.
     """
     if block_size is None:
         block_size = getattr(data, "shape_block", None)
@@ -196,9 +133,20 @@ def save_to_split_dataset(
         from tqdm import tqdm
 
         blocks = tqdm(blocks, total=target.n_blocks, desc="writing blocks", unit="file")
-    for file_name, (_, slices) in blocks:
-        write_block_file(
-            target.root / file_name, np.asarray(data[slices]), key, compression,
-            compression_level, chunk_shape,
-        )
+    # The source is read here, one block at a time (h5py and zarr sources are not thread-safe);
+    # blocks are compressed and written on worker threads, at most two per thread in flight.
+    n_threads = effective_threads(threads)
+    in_flight: deque[Future] = deque()
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool:
+        for file_name, (_, slices) in blocks:
+            while len(in_flight) >= 2 * n_threads:
+                in_flight.popleft().result()
+            in_flight.append(
+                pool.submit(
+                    write_block_file, target.root / file_name, np.asarray(data[slices]), key,
+                    compression, compression_level, chunk_shape,
+                )
+            )
+        for future in in_flight:
+            future.result()
     return target.finalize()

@@ -195,7 +195,7 @@ def test_append_copies_the_callers_frames(tmp_path):
 
 
 def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
-    real_write = streaming._write_block_file
+    real_write = streaming.encode_block_file
     lock, active, peak = threading.Lock(), [0], [0]
 
     def slow_disk(path, block, encoding):
@@ -209,7 +209,7 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(streaming, "_write_block_file", slow_disk)
+    monkeypatch.setattr(streaming, "encode_block_file", slow_disk)
     frames = np.arange(40 * 32 * 32, dtype=np.uint16).reshape(40, 32, 32)
     writer = SplitDatasetWriter(tmp_path / "ds", (32, 32), np.uint16, 2, threads=2,
                                 max_pending_blocks=3)
@@ -229,13 +229,13 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
 
 
 def test_memory_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
-    real_write = streaming._write_block_file
+    real_write = streaming.encode_block_file
 
     def slow_disk(path, block, encoding):
         time.sleep(0.005)
         real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "_write_block_file", slow_disk)
+    monkeypatch.setattr(streaming, "encode_block_file", slow_disk)
     frame_shape, per_block, pending, blocks = (256, 256), 4, 2, 60
     block_bytes = per_block * 256 * 256 * 2
     frame = np.random.default_rng(0).integers(0, 999, frame_shape).astype(np.uint16)
@@ -262,7 +262,7 @@ def test_memory_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
 
 
 def test_blocks_finishing_out_of_order_are_published_in_order(tmp_path, monkeypatch):
-    real_write = streaming._write_block_file
+    real_write = streaming.encode_block_file
     release = threading.Event()
 
     def block_1_is_slow(path, block, encoding):
@@ -270,7 +270,7 @@ def test_blocks_finishing_out_of_order_are_published_in_order(tmp_path, monkeypa
             assert release.wait(10)
         real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "_write_block_file", block_1_is_slow)
+    monkeypatch.setattr(streaming, "encode_block_file", block_1_is_slow)
     data = np.arange(8 * 40 * 40, dtype=np.uint16).reshape(8, 40, 40)
     writer = SplitDatasetWriter(tmp_path / "ds", (40, 40), np.uint16, 2, threads=2,
                                 max_pending_blocks=4)
@@ -384,13 +384,13 @@ def test_failure_in_the_last_block_is_raised_by_close(tmp_path, monkeypatch):
     with pytest.raises(BlockWriteError, match=r"0000\.h5\.tmp.*No space left") as raised:
         with SplitDatasetWriter(tmp_path / "ds", (20, 20), np.uint16, 8) as writer:
             writer.append(data)
-            monkeypatch.setattr(streaming, "_write_block_file", full_disk)
+            monkeypatch.setattr(streaming, "encode_block_file", full_disk)
     assert raised.value.errno == 28
     assert writer.frames_written == 0
 
 
 def test_blocks_before_a_failed_one_are_still_published(tmp_path, monkeypatch):
-    real_write = streaming._write_block_file
+    real_write = streaming.encode_block_file
 
     def block_1_slow_block_2_fails(path, block, encoding):
         if path.name == "0001.h5.tmp":
@@ -399,7 +399,7 @@ def test_blocks_before_a_failed_one_are_still_published(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied")
         real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "_write_block_file", block_1_slow_block_2_fails)
+    monkeypatch.setattr(streaming, "encode_block_file", block_1_slow_block_2_fails)
     data = np.arange(8 * 30 * 30, dtype=np.uint16).reshape(8, 30, 30)
     writer = SplitDatasetWriter(tmp_path / "ds", (30, 30), np.uint16, 2, threads=2)
     with pytest.raises(BlockWriteError, match=r"0002\.h5\.tmp.*Permission denied"):
@@ -412,14 +412,14 @@ def test_blocks_before_a_failed_one_are_still_published(tmp_path, monkeypatch):
 
 
 def test_failure_while_publishing_keeps_the_published_prefix(tmp_path, monkeypatch):
-    real_fsync = streaming._fsync_path
+    real_fsync = streaming.fsync_path
 
     def fsync_fails_for_block_3(path):
         if path.name == "0003.h5.tmp":
             raise OSError(5, "Input/output error")
         real_fsync(path)
 
-    monkeypatch.setattr(streaming, "_fsync_path", fsync_fails_for_block_3)
+    monkeypatch.setattr(streaming, "fsync_path", fsync_fails_for_block_3)
     data = np.arange(20 * 30 * 30, dtype=np.uint16).reshape(20, 30, 30)
     with pytest.raises(BlockWriteError, match=r"0003\.h5\.tmp.*Input/output error"):
         with SplitDatasetWriter(tmp_path / "ds", (30, 30), np.uint16, 2, threads=2) as writer:
@@ -453,7 +453,11 @@ def _start_child(folder: Path, seed: int, per_block: int, compression: str):
 def _check_after_kill(folder: Path, lines: list[str], per_block: int) -> str:
     """The folder holds exactly the frames of the committed blocks, all correct."""
     closed = any(line.startswith("closed") for line in lines)
-    progress = [tuple(map(int, line.split())) for line in lines if line[:1].isdigit()]
+    # the child may die in the middle of printing a line: only whole "appended written" lines
+    progress = [
+        tuple(map(int, line.split())) for line in lines
+        if line[:1].isdigit() and len(line.split()) == 2
+    ]
     committed = max((written for _, written in progress), default=0)
     if not folder.is_dir() or not list(folder.glob("*.h5")):
         assert committed == 0 and not closed  # killed before the first block was published

@@ -1,0 +1,195 @@
+"""Writing one block file: an HDF5 file holding one array, as every reader expects it.
+
+Blosc is compressed here, chunk by chunk, as Blosc1 buffers by numcodecs' c-blosc 1.x (which
+releases the GIL, so several threads compress in parallel) and stored with HDF5's direct
+chunk write; only those writes take h5py's lock. Other filters (zlib) go through HDF5's own
+pipeline. Tiny blocks stay contiguous and uncompressed, as PyTables stores them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Inner chunks of about this size: a 512 x 512 uint16 plane is four chunks (decoded in
+# parallel), a pixel over time costs one small chunk per time point.
+TARGET_CHUNK_BYTES = 128 * 1024
+
+BLOSC_COMPRESSORS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+
+
+def default_chunk_shape(block_shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
+    """One chunk per row band of a plane: ``(1, ..., 1, rows, width)`` near the target size."""
+    shape = [max(1, int(s)) for s in block_shape]
+    if len(shape) == 1:
+        return (max(1, min(shape[0], TARGET_CHUNK_BYTES // itemsize)),)
+    width = shape[-1]
+    rows = max(1, min(shape[-2], TARGET_CHUNK_BYTES // (itemsize * width)))
+    return (1,) * (len(shape) - 2) + (rows, width)
+
+
+def compression_options(compression: Any, level: int | None = None) -> dict[str, Any]:
+    """h5py ``create_dataset`` keywords for a compression name as flammkuchen spells it."""
+    if compression in (None, False, "none", "raw"):
+        return {}
+    if compression is True:
+        compression = "blosc"
+    if isinstance(compression, tuple):  # flammkuchen style ("blosc:lz4", 5)
+        compression, level = compression
+    name = str(compression)
+    if name == "zlib":
+        return dict(compression="gzip", compression_opts=9 if level is None else level, shuffle=True)
+    if name.startswith("blosc"):
+        import hdf5plugin
+
+        codec = name.split(":", 1)[1] if ":" in name else "blosclz"
+        if codec not in BLOSC_COMPRESSORS:
+            raise ValueError(f"unknown blosc compressor {codec!r}; use one of {BLOSC_COMPRESSORS}")
+        return dict(
+            hdf5plugin.Blosc(cname=codec, clevel=9 if level is None else level,
+                             shuffle=hdf5plugin.Blosc.SHUFFLE)
+        )
+    raise ValueError(f"unknown compression {compression!r}: use 'blosc', 'blosc:lz4', "
+                     f"'blosc:zstd', 'zlib' or None")
+
+
+# Blocks of at most this many elements stay contiguous and uncompressed, as PyTables (and
+# ``write_block_file``) store them.
+TINY_BLOCK = 300
+BLOSC_FILTER = 32001
+
+
+@dataclass(frozen=True)
+class BlockEncoding:
+    """How a worker stores a block: ``kind`` is "blosc" (we compress, direct chunk writes),
+    "raw" (contiguous, uncompressed) or "pipeline" (HDF5's own filters, e.g. zlib)."""
+
+    kind: str
+    key: str
+    chunk_shape: tuple[int, ...] | None
+    h5py_options: dict[str, Any]
+    cname: str | None = None
+    clevel: int | None = None
+
+    @classmethod
+    def for_compression(
+        cls, compression: Any, level: int | None, key: str, chunk_shape: Sequence[int]
+    ) -> BlockEncoding:
+        kind, cname, clevel = parse_compression(compression, level)
+        if kind == "blosc":
+            import numcodecs.blosc
+
+            if cname not in numcodecs.blosc.list_compressors():
+                raise ValueError(f"numcodecs' blosc has no {cname!r} compressor")
+            # c-blosc's global thread pool would serialize callers; the contextual API does not
+            numcodecs.blosc.use_threads = False
+        return cls(
+            kind=kind,
+            key=key,
+            chunk_shape=tuple(int(c) for c in chunk_shape),
+            h5py_options=compression_options(compression, level),
+            cname=cname,
+            clevel=clevel,
+        )
+
+
+def parse_compression(compression: Any, level: int | None) -> tuple[str, str | None, int | None]:
+    """("blosc", cname, clevel), ("raw", None, None) or ("pipeline", None, None)."""
+    options = compression_options(compression, level)  # validates names, as the whole writer does
+    if not options:
+        return "raw", None, None
+    if options.get("compression") != BLOSC_FILTER:
+        return "pipeline", None, None
+    if compression is True:
+        compression = "blosc"
+    if isinstance(compression, tuple):
+        compression, level = compression
+    name = str(compression)
+    cname = name.split(":", 1)[1] if ":" in name else "blosclz"
+    return "blosc", cname, 9 if level is None else int(level)
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]):
+    ranges = [range(0, s, c) for s, c in zip(shape, chunks)]
+    return itertools.product(*ranges)
+
+
+def encode_block_file(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
+    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name).
+
+    Runs on a worker thread. For blosc, compression happens here without the GIL (numcodecs'
+    c-blosc 1.x, contextual API) and only the chunk writes take h5py's lock.
+    """
+    import h5py
+
+    if encoding.kind == "blosc" and block.size > TINY_BLOCK:
+        import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
+        from numcodecs import Blosc
+
+        codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
+                      typesize=block.dtype.itemsize)
+        chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
+        chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
+        padded = None
+        with h5py.File(path, "w") as handle:
+            dataset = handle.create_dataset(
+                encoding.key, shape=block.shape, dtype=block.dtype, chunks=chunks,
+                **encoding.h5py_options,
+            )
+            dataset_id = dataset.id
+            for offset in _chunk_offsets(block.shape, chunks):
+                piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
+                if piece.shape != chunks:  # edge chunk: HDF5 stores every chunk at full size
+                    if padded is None:
+                        padded = np.zeros(chunks, block.dtype)
+                    else:
+                        padded[...] = 0
+                    padded[tuple(slice(0, n) for n in piece.shape)] = piece
+                    piece = padded
+                else:
+                    piece = np.ascontiguousarray(piece)
+                compressed = codec.encode(piece)
+                if len(compressed) < chunk_bytes:
+                    dataset_id.write_direct_chunk(offset, compressed)
+                else:  # incompressible: stored raw, filter 0 marked as skipped
+                    dataset_id.write_direct_chunk(offset, piece.tobytes(), filter_mask=1)
+    else:
+        with h5py.File(path, "w") as handle:
+            if encoding.kind == "pipeline" and block.size > TINY_BLOCK:
+                chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
+                handle.create_dataset(encoding.key, data=block, chunks=chunks,
+                                      **encoding.h5py_options)
+            else:
+                handle.create_dataset(encoding.key, data=block)
+
+
+def write_block_file(
+    path: Path,
+    data: np.ndarray,
+    key: str,
+    compression: Any = "blosc",
+    level: int | None = None,
+    chunk_shape: Sequence[int] | None = None,
+) -> None:
+    """Write one block under a temporary name, fsync, then rename into place."""
+    data = np.ascontiguousarray(data)
+    chunks = tuple(chunk_shape) if chunk_shape else default_chunk_shape(data.shape, data.itemsize)
+    encoding = BlockEncoding.for_compression(compression, level, key, chunks)
+    temporary = path.with_name(path.name + ".tmp")
+    encode_block_file(temporary, data, encoding)
+    fsync_path(temporary)
+    os.replace(temporary, path)
