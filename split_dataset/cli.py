@@ -1,4 +1,4 @@
-"""The ``split-dataset`` command line: ``info``, ``verify`` and ``demo``."""
+"""The ``split-dataset`` command line: ``info``, ``verify``, ``convert``, ``demo``."""
 
 from __future__ import annotations
 
@@ -49,11 +49,11 @@ def describe(path: Path, prefix: str | None = None) -> list[str]:
         lines.append(f"note:        {warning.message}")
     if ds.planned_shape != ds.shape:
         lines.append(f"note:        planned shape {ds.planned_shape}, files hold {ds.shape}")
-    others = sorted(
-        p.name for p in ds.root.glob("*.h5") if p.name not in set(names)
-    )
+    others = sorted(p.name for p in ds.root.glob("*.h5") if p.name not in set(names))
     if others:
-        lines.append(f"note:        other .h5 files in the folder (not blocks): {', '.join(others)}")
+        lines.append(
+            f"note:        other .h5 files in the folder (not blocks): {', '.join(others)}"
+        )
     return lines
 
 
@@ -74,7 +74,9 @@ def verify(path: Path, prefix: str | None = None, progress: bool = True) -> list
         ds = SplitDataset(path, prefix=prefix)
     failures = []
     blocks = list(ds.slices())
-    for linear, (_, slices) in enumerate(tqdm(blocks, desc="verifying", unit="file", disable=not progress)):
+    for linear, (_, slices) in enumerate(
+        tqdm(blocks, desc="verifying", unit="file", disable=not progress)
+    ):
         owned = tuple(slice(s.start, min(s.stop, n)) for s, n in zip(slices, ds.shape))
         try:
             ds.read(owned, threads=None)
@@ -89,6 +91,69 @@ def _verify(args: argparse.Namespace) -> int:
         print(line)
     print("all chunks decode" if not failures else f"{len(failures)} file(s) failed")
     return 1 if failures else 0
+
+
+def _shape_argument(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import time
+    from contextlib import ExitStack
+
+    from .sources import open_source
+    from .writer import prepare_destination, save_to_split_dataset
+
+    destination = Path(args.destination)
+    with ExitStack() as stack:
+        source = open_source(args.source, stack)
+        shape = tuple(source.shape)
+        if args.block_shape:
+            block = args.block_shape
+        elif args.frames_per_file:
+            block = (args.frames_per_file,) + shape[1:]
+        else:
+            block = tuple(getattr(source, "shape_block", None) or (1,) + shape[1:])
+        if len(block) != len(shape):
+            raise SplitDatasetError(f"block shape {block} does not fit the source shape {shape}")
+        prepare_destination(destination, args.overwrite)
+        compression = None if args.compression == "none" else args.compression
+        started = time.perf_counter()
+        written = save_to_split_dataset(
+            source,
+            destination.parent,
+            block_size=block,
+            prefix=destination.name,
+            compression=compression,
+            compression_level=args.level,
+            chunk_shape=args.chunk_shape,
+            resolution=_known(getattr(source, "resolution", None)),
+            frequency=getattr(source, "frequency", None),
+            axis_order=getattr(source, "axis_order", None),
+            progress=sys.stderr.isatty(),
+            threads=args.threads,
+        )
+        elapsed = time.perf_counter() - started
+    stored = sum(p.stat().st_size for p in written.root.glob("*.h5"))
+    raw = written.nbytes
+    print(
+        f"wrote {written.root}: shape {written.shape} {written.dtype}, blocks {tuple(written.shape_block)}, "
+        f"{len(written._file_names)} files, compression ratio {raw / max(stored, 1):.2f}, "
+        f"{raw / 1e6 / max(elapsed, 1e-9):.0f} MB/s"
+    )
+    return 0
+
+
+def _known(resolution):
+    """A resolution to carry over only if every step is known."""
+    if resolution is None or any(r is None for r in resolution):
+        return None
+    return resolution
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -111,6 +176,44 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", help="folder holding the block files")
     check.add_argument("--prefix", default=None, help="block file name prefix, e.g. stack_")
     check.set_defaults(run=_verify)
+    convert = commands.add_parser(
+        "convert",
+        help="write a split dataset, a .npy, an HDF5 dataset (file.h5:key), a TIFF stack or a "
+        "zarr array as a (re-blocked, recompressed) split dataset",
+    )
+    convert.add_argument("source")
+    convert.add_argument("destination", help="folder of the new dataset")
+    convert.add_argument(
+        "--block-shape",
+        type=_shape_argument,
+        default=None,
+        help="e.g. 1,1,512,512 (default: the source's blocks, else one frame)",
+    )
+    convert.add_argument(
+        "--frames-per-file",
+        type=int,
+        default=None,
+        help="split along the first axis only, this many per file",
+    )
+    convert.add_argument(
+        "--compression",
+        default="blosc",
+        choices=["blosc", "blosc:lz4", "blosc:zstd", "blosc:lz4hc", "zlib", "none"],
+    )
+    convert.add_argument("--level", type=int, default=None, help="compression level")
+    convert.add_argument(
+        "--chunk-shape",
+        type=_shape_argument,
+        default=None,
+        help="inner HDF5 chunks (default: row bands of one plane, ~128 KiB)",
+    )
+    convert.add_argument("--threads", type=int, default=None, help="compression threads")
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a dataset already in the destination folder",
+    )
+    convert.set_defaults(run=_convert)
     demo = commands.add_parser(
         "demo", help="write an example recording, read it back in several ways, time it"
     )
@@ -125,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     np.set_printoptions(precision=4, suppress=True)
     try:
         return args.run(args)
-    except (SplitDatasetError, FileNotFoundError) as error:
+    except (SplitDatasetError, FileNotFoundError, FileExistsError) as error:
         print(f"split-dataset: error: {error}", file=sys.stderr)
         return 1
 

@@ -43,7 +43,6 @@ is no block file yet and the folder is not a dataset.)
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +60,7 @@ from .block_file import (
 from .errors import SplitDatasetError
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
-
-_NUMBERED_H5 = re.compile(r"^.*\d+\.h5$")
+from .writer import prepare_destination
 
 
 class BlockWriteError(SplitDatasetError, OSError):
@@ -177,7 +175,7 @@ class SplitDatasetWriter:
         )
 
         self.path = Path(path)
-        self._prepare_folder(overwrite)
+        prepare_destination(self.path, overwrite)
         self._folder_fd = os.open(self.path, os.O_RDONLY)
         # From the first moment on, the folder opens as a (still empty) dataset.
         write_json_metadata(self.path, self._metadata)
@@ -211,27 +209,6 @@ class SplitDatasetWriter:
         self._committer.start()
 
     # --- folder ------------------------------------------------------------------------------
-
-    def _prepare_folder(self, overwrite: bool) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise FileExistsError(f"{self.path}: exists and is not a folder")
-        if self.path.is_dir() and any(self.path.iterdir()):
-            if not overwrite:
-                raise FileExistsError(
-                    f"{self.path}: folder exists and is not empty; pass overwrite=True to replace "
-                    f"the dataset in it"
-                )
-            # Metadata first: a folder left half-cleaned by a crash is then not a dataset at all,
-            # rather than a shorter, silently wrong one. Every numbered .h5 is a block to the
-            # reader, so all of them go; other files (e.g. shifts.h5, subfolders) are kept.
-            stale = sorted(self.path.glob(f"*{METADATA_SUFFIX}"))
-            stale += sorted(self.path.glob(f"*{METADATA_SUFFIX}.tmp"))
-            stale += [p for p in sorted(self.path.glob("*.h5")) if _NUMBERED_H5.match(p.name)]
-            stale += sorted(self.path.glob("*.h5.tmp"))
-            for file in stale:
-                if file.is_file() or file.is_symlink():
-                    file.unlink()
-        self.path.mkdir(parents=True, exist_ok=True)
 
     def _block_name(self, index: int) -> str:
         return f"{index:04d}.h5"

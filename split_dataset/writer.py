@@ -9,6 +9,7 @@ replaced atomically, so a crash never leaves a half-written file under a block's
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -20,8 +21,36 @@ import numpy as np
 
 from .block_file import write_block_file
 from .blocks import Blocks
-from .metadata import StackMetadata, write_json_metadata
+from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
+
+_NUMBERED_H5 = re.compile(r"^.*\d+\.h5$")
+
+
+def prepare_destination(path: Path, overwrite: bool) -> None:
+    """Create the folder of a new dataset; an existing dataset there is refused or removed.
+
+    With ``overwrite``, the metadata goes first (a folder left half-cleaned by a crash is then
+    no dataset at all rather than a shorter, silently wrong one), then every numbered ``.h5``
+    (each is a block to the reader) and leftover temporary files; other files are kept.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{path}: folder exists and is not empty; pass overwrite=True to replace "
+                f"the dataset in it"
+            )
+        stale = sorted(path.glob(f"*{METADATA_SUFFIX}"))
+        stale += sorted(path.glob(f"*{METADATA_SUFFIX}.tmp"))
+        stale += [p for p in sorted(path.glob("*.h5")) if _NUMBERED_H5.match(p.name)]
+        stale += sorted(path.glob("*.h5.tmp"))
+        for file in stale:
+            if file.is_file() or file.is_symlink():
+                file.unlink()
+    path.mkdir(parents=True, exist_ok=True)
 
 
 class EmptySplitDataset(Blocks):

@@ -58,3 +58,85 @@ def test_verify_reports_a_corrupt_chunk(tmp_path, capsys):
     assert main(["verify", str(folder)]) == 1
     out = capsys.readouterr().out
     assert "0002.h5" in out and "1 file(s) failed" in out
+
+
+@pytest.fixture
+def movie():
+    import numpy as np
+
+    return np.random.default_rng(4).integers(0, 3000, (6, 3, 40, 36)).astype(np.uint16)
+
+
+def _converted(destination):
+    from split_dataset import SplitDataset
+
+    return SplitDataset(destination)
+
+
+def test_convert_reblocks_a_split_dataset(tmp_path, capsys):
+    import numpy as np
+
+    destination = tmp_path / "planes"
+    assert main(["convert", str(FIXTURES / "sd_blosc_4d"), str(destination),
+                 "--block-shape", "1,1,64,48", "--compression", "blosc:lz4"]) == 0
+    ds = _converted(destination)
+    assert tuple(ds.shape_block) == (1, 1, 64, 48)
+    assert ds.files.shape == (13, 6, 1, 1)
+    np.testing.assert_array_equal(ds[...], np.load(FIXTURES / "sd_blosc_4d.npy"))
+    assert "blosc:lz4" in ds.layout(0).describe_filters()
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["npy", "h5", "tiff", "zarr"])
+def test_convert_from_single_arrays(tmp_path, movie, kind):
+    import h5py
+    import numpy as np
+
+    if kind == "npy":
+        source = tmp_path / "movie.npy"
+        np.save(source, movie)
+    elif kind == "h5":
+        with h5py.File(tmp_path / "movie.h5", "w") as handle:
+            handle["other"] = np.zeros(3)
+            handle["data/movie"] = movie
+        source = f"{tmp_path / 'movie.h5'}:data/movie"
+    elif kind == "tiff":
+        import tifffile
+
+        source = tmp_path / "movie.tif"
+        tifffile.imwrite(source, movie)
+    else:
+        import zarr
+
+        source = tmp_path / "movie.zarr"
+        array = zarr.open_array(source, mode="w", shape=movie.shape, dtype=movie.dtype, chunks=(2, 3, 40, 36))
+        array[...] = movie
+    destination = tmp_path / "out"
+    assert main(["convert", str(source), str(destination), "--frames-per-file", "4",
+                 "--compression", "none"]) == 0
+    ds = _converted(destination)
+    assert tuple(ds.shape_block) == (4, 3, 40, 36)
+    np.testing.assert_array_equal(ds[...], movie)
+
+
+def test_convert_refuses_an_existing_dataset_unless_overwrite(tmp_path, movie, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "movie.npy", movie)
+    destination = tmp_path / "out"
+    assert main(["convert", str(tmp_path / "movie.npy"), str(destination)]) == 0
+    assert main(["convert", str(tmp_path / "movie.npy"), str(destination)]) == 1
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "movie.npy"), str(destination), "--overwrite",
+                 "--frames-per-file", "6"]) == 0
+    assert _converted(destination).files.shape == (1, 1, 1, 1)
+
+
+def test_convert_names_an_ambiguous_hdf5_file(tmp_path, movie, capsys):
+    import h5py
+
+    with h5py.File(tmp_path / "two.h5", "w") as handle:
+        handle["a"] = movie
+        handle["b"] = movie
+    assert main(["convert", str(tmp_path / "two.h5"), str(tmp_path / "out")]) == 1
+    assert "two.h5:KEY" in capsys.readouterr().err
