@@ -1,4 +1,4 @@
-"""The ``split-dataset`` command line: ``info``, ``verify``, ``convert``, ``demo``."""
+"""The ``split-dataset`` command line: ``info``, ``verify``, ``convert``, ``tune``, ``demo``."""
 
 from __future__ import annotations
 
@@ -149,6 +149,19 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from .sources import open_source
+    from .tune import run_tune
+
+    with ExitStack() as stack:
+        source = open_source(args.source, stack)
+        for line in run_tune(source, args.sample_frames, args.quick):
+            print(line)
+    return 0
+
+
 def _known(resolution):
     """A resolution to carry over only if every step is known."""
     if resolution is None or any(r is None for r in resolution):
@@ -214,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a dataset already in the destination folder",
     )
     convert.set_defaults(run=_convert)
+    tune = commands.add_parser(
+        "tune", help="measure writer settings on a sample of a recording and recommend some"
+    )
+    tune.add_argument("source", help="anything convert reads")
+    tune.add_argument("--sample-frames", type=int, default=None,
+                      help="frames of the sample (default: about 100 MB, at most 20)")
+    tune.add_argument("--quick", action="store_true", help="fewer settings")
+    tune.set_defaults(run=_tune)
     demo = commands.add_parser(
         "demo", help="write an example recording, read it back in several ways, time it"
     )

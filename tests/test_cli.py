@@ -104,7 +104,7 @@ def test_convert_from_single_arrays(tmp_path, movie, kind):
         import tifffile
 
         source = tmp_path / "movie.tif"
-        tifffile.imwrite(source, movie)
+        tifffile.imwrite(source, movie, photometric="minisblack")
     else:
         import zarr
 
@@ -140,3 +140,18 @@ def test_convert_names_an_ambiguous_hdf5_file(tmp_path, movie, capsys):
         handle["b"] = movie
     assert main(["convert", str(tmp_path / "two.h5"), str(tmp_path / "out")]) == 1
     assert "two.h5:KEY" in capsys.readouterr().err
+
+
+def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
+    import numpy as np
+
+    from split_dataset.demo import synthetic_recording
+
+    np.save(tmp_path / "movie.npy", synthetic_recording((6, 2, 64, 64)))
+    assert main(["tune", str(tmp_path / "movie.npy"), "--quick"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "chunks," in line and "recommended" not in line]
+    assert len(rows) == 8  # 4 codecs x 1 chunking x 2 frames-per-file, none duplicated
+    assert all(float(row.split()[-4]) > 0 for row in rows)  # a real compression ratio
+    for use in ("playback", "bulk analysis", "both"):
+        assert f"recommended for {use}:" in out
