@@ -1,4 +1,4 @@
-"""The ``split-dataset`` command line: ``info``, ``verify``, ``convert``, ``tune``, ``demo``."""
+"""The ``split-dataset`` command line: info, verify, bench, convert, tune and demo."""
 
 from __future__ import annotations
 
@@ -162,6 +162,14 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    for line in run_bench(args.path, samples=args.samples, cold=not args.hot_only):
+        print(line, flush=True)
+    return 0
+
+
 def _known(resolution):
     """A resolution to carry over only if every step is known."""
     if resolution is None or any(r is None for r in resolution):
@@ -227,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a dataset already in the destination folder",
     )
     convert.set_defaults(run=_convert)
+    bench = commands.add_parser(
+        "bench", help="time playback and bulk reads of a dataset against h5py and the ceiling"
+    )
+    bench.add_argument("path", help="folder holding the block files")
+    bench.add_argument("--samples", type=int, default=300, help="planes for the latency figures")
+    bench.add_argument("--hot-only", action="store_true", help="skip the cold-cache runs")
+    bench.set_defaults(run=_bench)
     tune = commands.add_parser(
         "tune", help="measure writer settings on a sample of a recording and recommend some"
     )

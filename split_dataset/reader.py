@@ -142,10 +142,12 @@ def read_orthogonal(
     out: np.ndarray,
     threads: int | None = None,
     background: bool = False,
+    decode_only: bool = False,
 ) -> None:
     """Fill ``out`` (one axis per non-integer term, any strides) with the orthogonal selection.
 
-    A ``background`` read (prefetch) yields to foreground reads between chunks.
+    A ``background`` read (prefetch) yields to foreground reads between chunks. ``decode_only``
+    (benchmarks) reads and decodes the same chunks and leaves ``out`` alone: the ceiling.
     """
     block_plan = plan_blocks(terms, grid.block_shape, grid.blocks_grid)
     if out.size == 0 or not block_plan.files:
@@ -155,7 +157,7 @@ def read_orthogonal(
     batch_size = max(1, cache.capacity // 2)
     for first in range(0, len(block_plan.files), batch_size):
         batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
-        _read_batch(grid, cache, batch, out, n_threads, background)
+        _read_batch(grid, cache, batch, out, n_threads, background, decode_only)
 
 
 def _read_batch(
@@ -165,6 +167,7 @@ def _read_batch(
     out: np.ndarray,
     n_threads: int,
     background: bool,
+    decode_only: bool = False,
 ) -> None:
     paths = [grid.files[f] for f in block_plan.files]
     with cache.acquire(paths, grid.key) as entries:
@@ -176,8 +179,9 @@ def _read_batch(
         out_strides = [out.strides[a] if a >= 0 else 0 for a in plan.out_axis]
         context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
         context.background = background
+        context.decode_only = decode_only
         run_parallel(context.run, min(n_threads, plan.n_tasks))
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))
-        if any(e.layout.codec == Codec.H5PY for e in entries):
+        if any(e.layout.codec == Codec.H5PY for e in entries) and not decode_only:
             _read_with_h5py(context, plan, entries)

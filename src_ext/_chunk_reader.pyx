@@ -179,6 +179,7 @@ cdef class ReadContext:
     cdef public int64_t error_task
     cdef public int64_t error_detail
     cdef public bint background  # yields to foreground reads between chunks
+    cdef public bint decode_only  # benchmarks: read and decode every chunk, copy nothing
     cdef object keep_alive
 
     def __cinit__(self):
@@ -247,6 +248,7 @@ cdef class ReadContext:
         self.error_task = -1
         self.error_detail = 0
         self.background = False
+        self.decode_only = False
 
     def __dealloc__(self):
         free(self.files)
@@ -415,7 +417,7 @@ cdef class ReadContext:
             return 8
         offset = info.chunk_offset[linear]
         size = info.chunk_size[linear]
-        target = self._direct_target(task, info)
+        target = NULL if self.decode_only else self._direct_target(task, info)
         if offset < 0:  # never written: HDF5's fill value, zero here (others use h5py)
             if target != NULL:
                 memset(target, 0, info.chunk_nbytes)
@@ -432,7 +434,7 @@ cdef class ReadContext:
         if decoded == NULL:
             return 9
         status = self._decode(info, offset, size, info.chunk_mask[linear], decoded)
-        if status == 0:
+        if status == 0 and not self.decode_only:
             self._scatter(task, info, decoded)
         return status
 

@@ -155,3 +155,17 @@ def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
     assert all(float(row.split()[-4]) > 0 for row in rows)  # a real compression ratio
     for use in ("playback", "bulk analysis", "both"):
         assert f"recommended for {use}:" in out
+
+
+def test_bench_on_a_small_dataset(tmp_path, capsys):
+    from split_dataset import save_to_split_dataset
+    from split_dataset.demo import synthetic_recording
+
+    ds = save_to_split_dataset(synthetic_recording((12, 3, 64, 64)), tmp_path, block_size=(4, 3, 64, 64))
+    assert main(["bench", str(ds.root), "--samples", "20"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines()[3:-1]}
+    assert set(rows) == {f"{w} {c}" for w in ("plane", "volume", "zcol", "roi", "stride", "fancy")
+                         for c in ("hot", "cold")}
+    assert all(row.rstrip().endswith("%") and "x" in row for row in rows.values())
+    assert "threads that served best" in out

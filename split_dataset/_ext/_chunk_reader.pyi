@@ -11,6 +11,7 @@ class ReadContext:
     error_task: int
     error_detail: int
     background: bool
+    decode_only: bool
     def __init__(
         self, plan: Any, out: NDArray[Any], out_strides: list[int], file_table: list[tuple]
     ) -> None: ...
