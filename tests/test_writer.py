@@ -115,3 +115,24 @@ def test_unknown_compression_is_refused(tmp_path, movie):
         save_to_split_dataset(movie, tmp_path, block_size=3, compression="bzip9")
     with pytest.raises(ValueError, match="unknown blosc compressor"):
         save_to_split_dataset(movie, tmp_path, block_size=3, compression="blosc:brotli")
+
+
+def _write_block(target, linear, data):
+    target.save_block_data(linear, data)
+    return linear
+
+
+def test_empty_split_dataset_blocks_from_worker_processes(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    data = np.random.default_rng(2).integers(0, 999, (9, 2, 24, 24)).astype(np.uint16)
+    target = EmptySplitDataset(tmp_path, "parallel", shape_full=data.shape, shape_block=(2, 2, 24, 24))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        futures = [
+            pool.submit(_write_block, target, target.cartesian_to_linear(index), data[slices])
+            for index, slices in target.slices()
+        ]
+        assert sorted(f.result() for f in futures) == list(range(5))
+    np.testing.assert_array_equal(target.finalize()[...], data)
