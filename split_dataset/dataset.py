@@ -13,7 +13,7 @@ from .blocks import Blocks, blocks_per_axis
 from .discovery import FolderContents, discover
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
 from .file_cache import DEFAULT_OPEN_FILES, FileCache
-from .file_layout import FileLayout
+from .file_layout import FileLayout, StackSummary, probe_stack
 from .metadata import StackMetadata
 from .prefetch import Prefetcher
 from .reader import BlockGrid, read_orthogonal
@@ -21,7 +21,7 @@ from .selection import DirectSelection, normalize
 
 
 def _real_shape(
-    contents: FolderContents, grid: tuple[int, ...], last_layout: FileLayout | None
+    contents: FolderContents, grid: tuple[int, ...], last_layout: StackSummary | None
 ) -> tuple[int, ...]:
     """The shape the files really hold: recordings stopped early have fewer time points.
 
@@ -102,9 +102,11 @@ class SplitDataset(Blocks):
             metadata, shape, [p.name for p in contents.block_files], dtype, key, contents.legacy
         )
 
-    def _probe(self, path: Path) -> FileLayout | None:
+    @staticmethod
+    def _probe(path: Path) -> StackSummary | None:
+        """Key, shape and dtype only; chunk indexes are built on first read."""
         try:
-            return self._cache.layout(path)
+            return probe_stack(path)
         except NoStackError:
             return None
 

@@ -74,6 +74,30 @@ def stack_key(handle, path: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class StackSummary:
+    """What opening a dataset needs from a block file: no chunk index."""
+
+    path: Path
+    key: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def probe_stack(path: Path) -> StackSummary:
+    """Key, shape and dtype of a block file's stack (cheaper than ``read_file_layout``)."""
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
+    with handle:
+        key = stack_key(handle, path)
+        dataset = handle[key]
+        return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape), dataset.dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class FileLayout:
     """The stack dataset of one file: shape, dtype, chunking, codec and chunk byte ranges.
