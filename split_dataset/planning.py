@@ -210,10 +210,6 @@ def _compiled():
     return _planner
 
 
-def planner_name() -> str:
-    return "python" if _compiled() is None else "compiled"
-
-
 def _plan_chunks_reference(block_plan: BlockPlan, chunk_shapes) -> tuple[np.ndarray, ...]:
     axes = block_plan.axes
     ndim = len(axes)

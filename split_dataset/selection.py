@@ -74,10 +74,6 @@ def term_coordinates(term: Term) -> tuple[np.ndarray, np.ndarray]:
     return term.coords, np.arange(term.count, dtype=np.int64)
 
 
-def term_output_length(term: Term) -> int | None:
-    return None if isinstance(term, IntTerm) else term.count
-
-
 @dataclass(frozen=True)
 class DirectSelection:
     """The orthogonal read *is* the result, seen through a view.
