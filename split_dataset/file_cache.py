@@ -27,6 +27,7 @@ class OpenBlockFile:
         self.identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
         self.pins = 0
         self.evicted = False
+        self.checked_blocks: set[int] = set()  # blocks whose shape/dtype were checked against it
         self._fd: int | None = None
 
     @property

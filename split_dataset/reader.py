@@ -172,7 +172,9 @@ def _read_batch(
     paths = [grid.files[f] for f in block_plan.files]
     with cache.acquire(paths, grid.key) as entries:
         for linear, entry in zip(block_plan.files, entries):
-            grid.check_layout(entry.layout, block_plan.file_block_index(linear))
+            if linear not in entry.checked_blocks:  # once per file version, not every read
+                grid.check_layout(entry.layout, block_plan.file_block_index(linear))
+                entry.checked_blocks.add(linear)
         plan = plan_chunks(
             block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, entries)}
         )
