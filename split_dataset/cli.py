@@ -22,12 +22,12 @@ def describe(path: Path, prefix: str | None = None) -> list[str]:
         warnings.simplefilter("always")
         ds = SplitDataset(path, prefix=prefix)
     grid = tuple(ds.blocks_grid)
-    names = ds._file_names
+    names = ds.file_names
     lines = [
         f"path:        {ds.root}",
         f"shape:       {ds.shape}  ({ds.axis_order or 'axis order unknown'})",
-        f"dtype:       {ds._dtype if ds._dtype is not None else 'none (no stack dataset)'}",
-        f"size:        {ds.size * (ds._dtype.itemsize if ds._dtype is not None else 0) / 1e9:.3f} GB",
+        f"dtype:       {ds.dtype if ds.has_stack else 'none (no stack dataset)'}",
+        f"size:        {ds.nbytes / 1e9 if ds.has_stack else 0:.3f} GB",
         f"block shape: {tuple(ds.shape_block)}  grid {grid}  padding {tuple(ds.padding)}",
         f"files:       {len(names)}  ({names[0]} ... {names[-1]})",
         f"metadata:    {'legacy, inside ' + names[-1] if ds.legacy else 'stack_metadata.json'}",
@@ -36,7 +36,7 @@ def describe(path: Path, prefix: str | None = None) -> list[str]:
     ]
     if ds.metadata.extra:
         lines.append(f"other keys:  {ds.metadata.extra}")
-    if ds._dtype is not None:
+    if ds.has_stack:
         for label, index in (("first", 0), ("last", len(names) - 1)):
             layout = ds.layout(index)
             path_kind = "h5py fallback" if layout.codec == Codec.H5PY else "compiled fast path"
@@ -81,7 +81,7 @@ def verify(path: Path, prefix: str | None = None, progress: bool = True) -> list
         try:
             ds.read(owned, threads=None)
         except SplitDatasetError as error:
-            failures.append(f"{ds._grid.files[linear].name}: {error}")
+            failures.append(f"{ds.file_names[linear]}: {error}")
     return failures
 
 
@@ -143,7 +143,7 @@ def _convert(args: argparse.Namespace) -> int:
     raw = written.nbytes
     print(
         f"wrote {written.root}: shape {written.shape} {written.dtype}, blocks {tuple(written.shape_block)}, "
-        f"{len(written._file_names)} files, compression ratio {raw / max(stored, 1):.2f}, "
+        f"{len(written.file_names)} files, compression ratio {raw / max(stored, 1):.2f}, "
         f"{raw / 1e6 / max(elapsed, 1e-9):.0f} MB/s"
     )
     return 0

@@ -145,6 +145,16 @@ class SplitDataset(Blocks):
         return self._dtype
 
     @property
+    def has_stack(self) -> bool:
+        """False for folders whose files hold no 'stack' dataset (e.g. derived traces)."""
+        return self._dtype is not None
+
+    @property
+    def file_names(self) -> list[str]:
+        """Block file names in block (C) order."""
+        return list(self._file_names)
+
+    @property
     def ndim(self) -> int:
         return len(self.shape)
 

@@ -36,8 +36,8 @@ the reader opens the files that are there, with an ``IncompleteDatasetWarning``.
 
 So after a crash at any moment the folder holds block files ``0000.h5 ...`` without a gap, every
 one of them complete, and opens with ``SplitDataset`` with all committed blocks; unfinished
-blocks are only ``.tmp`` files, which readers ignore. (Before the first block is committed there
-is no block file yet and the folder is not a dataset.)
+blocks are only ``.tmp`` files, which readers ignore. The JSON is written when the writer starts,
+so before the first block is committed the folder opens as an empty dataset.
 """
 
 from __future__ import annotations
