@@ -36,7 +36,8 @@ extensions = [
     Extension(
         "split_dataset._ext._chunk_reader",
         ["src_ext/_chunk_reader.pyx"],
-        include_dirs=[numpy.get_include(), blosc2_include],
+        depends=["src_ext/worker_pool.h"],
+        include_dirs=[numpy.get_include(), blosc2_include, "src_ext"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_objects=[blosc2_static],

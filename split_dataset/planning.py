@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ._ext import _planner
 from .selection import IntTerm, SliceTerm, Term, term_coordinates
 
 
@@ -155,9 +156,7 @@ def plan_blocks(
         axes, files = _plan_blocks_reference(terms, block_shape, blocks_grid)
     else:
         coords, positions, file_array = compiled.axis_selections(
-            [_term_spec(t) for t in terms],
-            np.asarray(block_shape, dtype=np.int64),
-            np.asarray(blocks_grid, dtype=np.int64),
+            [_term_spec(t) for t in terms], tuple(block_shape), tuple(blocks_grid)
         )
         axes = tuple(
             AxisSelection(c, p, not isinstance(t, IntTerm))
@@ -203,10 +202,9 @@ def _tasks_reference(group_ranges: np.ndarray) -> np.ndarray:
 
 
 def _compiled():
-    if os.environ.get("SPLIT_DATASET_PLANNER", "").lower() == "python":
+    """The compiled kernels, unless ``SPLIT_DATASET_PLANNER=python`` asks for the reference."""
+    if (os.environ.get("SPLIT_DATASET_PLANNER") or "").lower() == "python":
         return None
-    from ._ext import _planner
-
     return _planner
 
 
@@ -273,10 +271,10 @@ def plan_chunks(block_plan: BlockPlan, chunk_shapes: Mapping[int, tuple[int, ...
         arrays = compiled.chunk_tasks(
             [a.coords for a in axes],
             [a.out_positions for a in axes],
-            np.asarray(block_plan.block_shape, dtype=np.int64),
-            np.asarray(block_plan.blocks_grid, dtype=np.int64),
+            block_plan.block_shape,
+            block_plan.blocks_grid,
             np.asarray(files, dtype=np.int64),
-            np.asarray(shapes, dtype=np.int64).reshape(len(files), len(axes)),
+            shapes,
         )
     out_axis, out_index = [], 0
     for selection in axes:

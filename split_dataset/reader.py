@@ -14,7 +14,7 @@ from .file_cache import FileCache, OpenBlockFile
 from .file_layout import Codec, FileLayout
 from .planning import BlockPlan, ReadPlan, plan_blocks, plan_chunks
 from .selection import Term
-from .threads import effective_threads, run_parallel
+from .threads import effective_threads
 
 
 class BlockGrid:
@@ -149,12 +149,17 @@ def read_orthogonal(
     A ``background`` read (prefetch) yields to foreground reads between chunks. ``decode_only``
     (benchmarks) reads and decodes the same chunks and leaves ``out`` alone: the ceiling.
     """
+    n_threads = effective_threads(threads)
+    if n_threads > 1 and out.size:
+        _chunk_reader.wake_pool(n_threads)  # helpers wake while we plan, not after
     block_plan = plan_blocks(terms, grid.block_shape, grid.blocks_grid)
     if out.size == 0 or not block_plan.files:
         return
-    n_threads = effective_threads(threads)
     # Bound the files held open at once; each batch is planned and executed on its own.
     batch_size = max(1, cache.capacity // 2)
+    if len(block_plan.files) <= batch_size:
+        _read_batch(grid, cache, block_plan, out, n_threads, background, decode_only)
+        return
     for first in range(0, len(block_plan.files), batch_size):
         batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
         _read_batch(grid, cache, batch, out, n_threads, background, decode_only)
@@ -182,7 +187,7 @@ def _read_batch(
         context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
         context.background = background
         context.decode_only = decode_only
-        run_parallel(context.run, min(n_threads, plan.n_tasks))
+        context.run(min(n_threads, plan.n_tasks))
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))
         if any(e.layout.codec == Codec.H5PY for e in entries) and not decode_only:

@@ -230,8 +230,41 @@ def _check_mask(mask: np.ndarray, first_axis: int, shape: tuple[int, ...]) -> No
             )
 
 
+def _identity_view(result: np.ndarray) -> np.ndarray:
+    return result
+
+
+def _plain_selection(key: Any, shape: tuple[int, ...]) -> DirectSelection | None:
+    """Python ints and slices only (what a viewer sends every frame): no classification.
+
+    None for anything else; the general path then handles it, errors included.
+    """
+    items = key if type(key) is tuple else (key,)
+    if len(items) > len(shape):
+        return None
+    terms: list[Term] = []
+    result_shape: list[int] = []
+    for axis, item in enumerate(items):
+        kind = type(item)
+        if kind is int:  # not bool, which is an advanced index
+            terms.append(IntTerm(_check_int(item, axis, shape[axis])))
+        elif kind is slice:
+            term = _slice_term(item, shape[axis])
+            terms.append(term)
+            result_shape.append(term.count)
+        else:
+            return None
+    for size in shape[len(items) :]:
+        terms.append(SliceTerm(0, 1, size))
+        result_shape.append(size)
+    return DirectSelection(tuple(terms), tuple(result_shape), _identity_view, not result_shape)
+
+
 def normalize(key: Any, shape: tuple[int, ...]) -> Selection:
     """Turn ``key`` into a canonical selection of an array of ``shape``, raising like NumPy."""
+    plain = _plain_selection(key, shape)
+    if plain is not None:
+        return plain
     items = _expand(key, len(shape))
     for item in items:
         if item.kind == "mask":

@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Execute a read plan: pread each chunk, decode it, copy the selected part into the output.
 
-Runs with the GIL released. Several Python threads may call ``ReadContext.run`` on the same
-context at once: tasks are handed out through an atomic counter and every task writes a
-region of the output that no other task writes (each output element belongs to exactly one
+Runs with the GIL released, on the calling thread and on workers of a persistent native
+pool (``worker_pool.h``), all on the same context: tasks are handed out through an atomic
+counter and every task writes a region of the output that no other task writes (each output element belongs to exactly one
 chunk of one file), so no locks are needed. Scratch buffers and the blosc decompression
 context are thread-local.
 
@@ -116,7 +116,25 @@ cdef extern from *:
     int32_t zng_uncompress(uint8_t* dest, size_t* destLen, const uint8_t* source,
                            size_t sourceLen) nogil
 
+cdef extern from "worker_pool.h" nogil:
+    ctypedef void (*sd_job_fn)(void*) noexcept nogil
+    int sd_pool_run(sd_job_fn fn, void* arg, int helpers)
+    int sd_pool_size()
+    void sd_pool_wake(int helpers, int64_t spin_ns)
+
 blosc2_init()
+
+
+def wake_pool(int threads, int64_t spin_us=200):
+    """A read on ``threads`` threads is coming: wake the helpers now, since waking one takes
+    as long as decoding a chunk. They spin for up to ``spin_us`` waiting for it."""
+    with nogil:
+        sd_pool_wake(threads - 1, spin_us * 1000)
+
+
+def pool_size():
+    """Worker threads the native pool has started (they persist for the process)."""
+    return sd_pool_size()
 
 DEF MAX_DIMS = 32
 
@@ -261,18 +279,19 @@ cdef class ReadContext:
         """Linear chunk index of a task inside its file (for error messages and fallbacks)."""
         return self._chunk_linear(task, &self.files[self.task_file[task]])
 
-    def run(self):
-        """Process tasks until none are left or one failed. Call from any number of threads."""
-        if self.background:
-            with nogil:
-                self._run()
-            return
-        sd_foreground_enter()
+    def run(self, int threads=1):
+        """Process every task on the calling thread and ``threads - 1`` pool workers.
+
+        Returns when all tasks are done or one failed (see ``error_code``).
+        """
+        if not self.background:
+            sd_foreground_enter()
         try:
             with nogil:
-                self._run()
+                sd_pool_run(_run_job, <void*>self, threads - 1)
         finally:
-            sd_foreground_leave()
+            if not self.background:
+                sd_foreground_leave()
 
     def scatter_decoded(self, int64_t task, const uint8_t[::1] decoded):
         """Copy a chunk that was decoded elsewhere (h5py fallback) into the output."""
@@ -496,3 +515,6 @@ cdef class ReadContext:
             if a < 0:
                 return
 
+
+cdef void _run_job(void* context) noexcept nogil:
+    (<ReadContext>context)._run()

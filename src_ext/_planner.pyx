@@ -8,27 +8,38 @@ every error message live in Python.
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport free, malloc
 
 cnp.import_array()
 
 
-cdef inline const int64_t* _data(object array):
-    return <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>array)
+cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t n_blocks,
+                               int64_t chunk_size, int64_t* block, int64_t* chunk) noexcept nogil:
+    """The (block, chunk) holding ``coord``, and the first coordinate past that chunk.
+
+    Divisions cost tens of cycles; with the end known, the coordinates that follow in the
+    same chunk need none (a plane's 512 x 512 coordinates take two divisions per chunk).
+    """
+    block[0] = coord // block_size
+    if block[0] > n_blocks - 1:  # the last block also owns a padding-length tail
+        block[0] = n_blocks - 1
+    cdef int64_t block_start = block[0] * block_size
+    chunk[0] = (coord - block_start) // chunk_size
+    cdef int64_t end = block_start + (chunk[0] + 1) * chunk_size
+    if block[0] < n_blocks - 1 and end > block_start + block_size:
+        end = block_start + block_size
+    return end
 
 
 cdef int64_t _count_groups(const int64_t* coords, Py_ssize_t n, int64_t block_size,
                            int64_t n_blocks, int64_t chunk_size) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef int64_t groups = 0, block, chunk, last_block = -1, last_chunk = -1
-    for i in range(n):
-        block = coords[i] // block_size
-        if block > n_blocks - 1:
-            block = n_blocks - 1
-        chunk = (coords[i] - block * block_size) // chunk_size
-        if block != last_block or chunk != last_chunk:
-            groups += 1
-            last_block = block
-            last_chunk = chunk
+    cdef Py_ssize_t i = 0
+    cdef int64_t groups = 0, block, chunk, end
+    while i < n:
+        end = _group_end(coords[i], block_size, n_blocks, chunk_size, &block, &chunk)
+        groups += 1
+        while i < n and coords[i] < end:
+            i += 1
     return groups
 
 
@@ -38,53 +49,52 @@ cdef void _fill_groups(const int64_t* coords, const int64_t* positions, Py_ssize
                        int64_t* group_start, int64_t* group_count, uint8_t* group_contiguous,
                        int64_t* in_chunk, int64_t* out_coords) noexcept nogil:
     """Runs of sorted coordinates sharing (block, chunk); each coordinate inside its chunk."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i = 0, first
     cdef Py_ssize_t g = -1
-    cdef int64_t block, chunk, local, last_block = -1, last_chunk = -1
-    for i in range(n):
-        block = coords[i] // block_size
-        if block > n_blocks - 1:
-            block = n_blocks - 1
-        local = coords[i] - block * block_size
-        chunk = local // chunk_size
-        in_chunk[i] = local - chunk * chunk_size
-        out_coords[i] = positions[i]
-        if block != last_block or chunk != last_chunk:
-            g += 1
-            group_block[g] = block
-            group_chunk[g] = chunk
-            group_start[g] = pool_first + i
-            group_count[g] = 1
-            group_contiguous[g] = 1
-            last_block = block
-            last_chunk = chunk
-        else:
-            group_count[g] += 1
-            if in_chunk[i] != in_chunk[i - 1] + 1 or positions[i] != positions[i - 1] + 1:
-                group_contiguous[g] = 0
+    cdef int64_t block, chunk, end, chunk_start
+    cdef bint contiguous
+    while i < n:
+        end = _group_end(coords[i], block_size, n_blocks, chunk_size, &block, &chunk)
+        chunk_start = block * block_size + chunk * chunk_size
+        g += 1
+        first = i
+        contiguous = True
+        while i < n and coords[i] < end:
+            in_chunk[i] = coords[i] - chunk_start
+            out_coords[i] = positions[i]
+            if i > first and (coords[i] != coords[i - 1] + 1 or positions[i] != positions[i - 1] + 1):
+                contiguous = False
+            i += 1
+        group_block[g] = block
+        group_chunk[g] = chunk
+        group_start[g] = pool_first + first
+        group_count[g] = i - first
+        group_contiguous[g] = contiguous
 
 
-cdef tuple _build_tasks(const int64_t[:, :, ::1] group_ranges):
-    """Every combination of one group per axis for each file, C order: (task_file, groups)."""
-    cdef Py_ssize_t n_files = group_ranges.shape[0], ndim = group_ranges.shape[1]
+cdef tuple _build_tasks(const int64_t* group_ranges, Py_ssize_t n_files, Py_ssize_t ndim):
+    """Every combination of one group per axis for each file, C order: (task_file, groups).
+
+    ``group_ranges[(f * ndim + a) * 2 + {0, 1}]``: the group range of file f along axis a.
+    """
     cdef Py_ssize_t f, a, row = 0
     cdef int64_t total = 0, product
     cdef int64_t current[32]
     for f in range(n_files):
         product = 1
         for a in range(ndim):
-            product *= group_ranges[f, a, 1] - group_ranges[f, a, 0]
+            product *= _range_hi(group_ranges, f, a, ndim) - _range_lo(group_ranges, f, a, ndim)
         total += product
-    task_file = np.empty(total, dtype=np.int64)
-    task_groups = np.empty((total, ndim), dtype=np.int64)
+    task_file = _empty(total)
+    task_groups = _empty(total * ndim).reshape(total, ndim)
     cdef int64_t* file_out = <int64_t*>cnp.PyArray_DATA(task_file)
     cdef int64_t* groups_out = <int64_t*>cnp.PyArray_DATA(task_groups)
     with nogil:
         for f in range(n_files):
             product = 1
             for a in range(ndim):
-                product *= group_ranges[f, a, 1] - group_ranges[f, a, 0]
-                current[a] = group_ranges[f, a, 0]
+                product *= _range_hi(group_ranges, f, a, ndim) - _range_lo(group_ranges, f, a, ndim)
+                current[a] = _range_lo(group_ranges, f, a, ndim)
             if product == 0:
                 continue
             while True:
@@ -96,13 +106,47 @@ cdef tuple _build_tasks(const int64_t[:, :, ::1] group_ranges):
                 a = ndim - 1
                 while a >= 0:
                     current[a] += 1
-                    if current[a] < group_ranges[f, a, 1]:
+                    if current[a] < _range_hi(group_ranges, f, a, ndim):
                         break
-                    current[a] = group_ranges[f, a, 0]
+                    current[a] = _range_lo(group_ranges, f, a, ndim)
                     a -= 1
                 if a < 0:
                     break
     return task_file, task_groups
+
+
+cdef inline int64_t _range_lo(const int64_t* ranges, Py_ssize_t f, Py_ssize_t a,
+                              Py_ssize_t ndim) noexcept nogil:
+    return ranges[(f * ndim + a) * 2]
+
+
+cdef inline int64_t _range_hi(const int64_t* ranges, Py_ssize_t f, Py_ssize_t a,
+                              Py_ssize_t ndim) noexcept nogil:
+    return ranges[(f * ndim + a) * 2 + 1]
+
+
+cdef cnp.ndarray _empty(Py_ssize_t n, int typenum=cnp.NPY_INT64):
+    """A new 1-d array, without np.empty's argument parsing (this runs on every read)."""
+    cdef cnp.npy_intp size = n
+    return cnp.PyArray_EMPTY(1, &size, typenum, 0)
+
+
+cdef int _read_shape(tuple values, int64_t* target, Py_ssize_t ndim) except -1:
+    if len(values) != ndim:
+        raise ValueError(f"expected {ndim} sizes, got {len(values)}")
+    for a in range(ndim):
+        target[a] = values[a]
+        if target[a] <= 0:
+            raise ValueError(f"sizes must be positive, got {values}")
+    return 0
+
+
+cdef const int64_t* _int64_data(object array, str name) except NULL:
+    """The data of a C-contiguous int64 array (checked: the kernels trust it)."""
+    if not isinstance(array, cnp.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>array) != cnp.NPY_INT64 \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>array):
+        raise TypeError(f"{name} must be a C-contiguous int64 array")
+    return <const int64_t*>cnp.PyArray_DATA(<cnp.ndarray>array)
 
 
 # --- whole-plan kernels: the compiled planner proper ----------------------------------------
@@ -113,7 +157,7 @@ cdef enum:
     TERM_VECTOR = 2
 
 
-def axis_selections(list terms, const int64_t[::1] block_shape, const int64_t[::1] blocks_grid):
+def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
     """Stage 1. ``terms``: per axis ``(kind, start, step, count, reverse, coords)``.
 
     Returns ``(coords, positions, files)``: per axis the selected coordinates sorted (stable)
@@ -121,8 +165,16 @@ def axis_selections(list terms, const int64_t[::1] block_shape, const int64_t[::
     """
     cdef Py_ssize_t ndim = len(terms), a, i, n
     cdef int64_t kind, start, step, count, reverse
-    cdef int64_t[::1] c_view, p_view
-    cdef int64_t block, last_block
+    cdef int64_t* c_data
+    cdef int64_t* p_data
+    cdef const int64_t* sorted_coords
+    cdef int64_t block, block_end
+    cdef int64_t block_size[32]
+    cdef int64_t n_blocks[32]
+    if ndim > 32:
+        raise ValueError("at most 32 dimensions are supported")
+    _read_shape(block_shape, block_size, ndim)
+    _read_shape(blocks_grid, n_blocks, ndim)
     coords_list = []
     positions_list = []
     blocks_per_axis = []
@@ -132,40 +184,42 @@ def axis_selections(list terms, const int64_t[::1] block_shape, const int64_t[::
         if kind == TERM_VECTOR:
             coords = np.ascontiguousarray(vector, dtype=np.int64)
             positions = np.arange(coords.shape[0], dtype=np.int64)
-            c_view = coords
-            n = c_view.shape[0]
+            c_data = <int64_t*>cnp.PyArray_DATA(coords)
+            n = coords.shape[0]
             for i in range(1, n):
-                if c_view[i] < c_view[i - 1]:
+                if c_data[i] < c_data[i - 1]:
                     order = np.argsort(coords, kind="stable")
                     coords = coords[order]
                     positions = positions[order]
                     break
         else:
-            coords = np.empty(count, dtype=np.int64)
-            positions = np.empty(count, dtype=np.int64)
-            c_view = coords
-            p_view = positions
+            coords = _empty(count)
+            positions = _empty(count)
+            c_data = <int64_t*>cnp.PyArray_DATA(coords)
+            p_data = <int64_t*>cnp.PyArray_DATA(positions)
             for i in range(count):
-                c_view[i] = start + step * i
-                p_view[i] = count - 1 - i if reverse else (0 if kind == TERM_INT else i)
+                c_data[i] = start + step * i
+                p_data[i] = count - 1 - i if reverse else (0 if kind == TERM_INT else i)
         coords_list.append(coords)
         positions_list.append(positions)
         # blocks touched along this axis, increasing
-        c_view = coords
-        n = c_view.shape[0]
+        sorted_coords = <const int64_t*>cnp.PyArray_DATA(coords)
+        n = coords.shape[0]
         touched = []
-        last_block = -1
-        for i in range(n):
-            block = c_view[i] // block_shape[a]
-            if block > blocks_grid[a] - 1:
-                block = blocks_grid[a] - 1
-            if block != last_block:
-                touched.append(block)
-                last_block = block
+        i = 0
+        while i < n:  # one division per block touched, not per coordinate
+            block = sorted_coords[i] // block_size[a]
+            if block >= n_blocks[a] - 1:
+                touched.append(n_blocks[a] - 1)
+                break
+            touched.append(block)
+            block_end = (block + 1) * block_size[a]
+            while i < n and sorted_coords[i] < block_end:
+                i += 1
         blocks_per_axis.append(touched)
         n_files *= len(touched)
-    files = np.empty(n_files, dtype=np.int64)
-    cdef int64_t[::1] files_view = files
+    files = _empty(n_files)
+    cdef int64_t* files_data = <int64_t*>cnp.PyArray_DATA(files)
     cdef Py_ssize_t f
     cdef int64_t linear, remainder, stride
     cdef list sizes = [len(b) for b in blocks_per_axis]
@@ -177,8 +231,8 @@ def axis_selections(list terms, const int64_t[::1] block_shape, const int64_t[::
             i = remainder % sizes[a]
             remainder //= sizes[a]
             linear += (<int64_t>blocks_per_axis[a][i]) * stride
-            stride *= blocks_grid[a]
-        files_view[f] = linear
+            stride *= n_blocks[a]
+        files_data[f] = linear
     return coords_list, positions_list, files
 
 
@@ -194,88 +248,121 @@ cdef Py_ssize_t _lower_bound(const int64_t* values, Py_ssize_t lo, Py_ssize_t hi
     return lo
 
 
-def chunk_tasks(list coords_list, list positions_list, const int64_t[::1] block_shape,
-                const int64_t[::1] blocks_grid, const int64_t[::1] files,
-                const int64_t[:, ::1] chunk_shapes):
+def chunk_tasks(list coords_list, list positions_list, tuple block_shape, tuple blocks_grid,
+                object files, list chunk_shapes):
     """Stage 2: groups per (axis, chunk size) variant and the task table, like the reference.
 
+    ``files``: int64 array of linear block indices; ``chunk_shapes``: a tuple per file.
     Returns ``(in_coords, out_coords, group_chunk, group_start, group_count,
     group_contiguous, task_file, task_groups)``.
     """
-    cdef Py_ssize_t ndim = len(coords_list), n_files = files.shape[0], a, f, v, n_variants = 0
+    cdef Py_ssize_t ndim = len(coords_list), a, f, v, n_variants = 0
     cdef Py_ssize_t MAX_VARIANTS = 64
     cdef int64_t variant_axis[64]
     cdef int64_t variant_chunk[64]
     cdef int64_t group_first[65]
     cdef int64_t pool_first[65]
-    cdef int64_t axis_length[64]
-    cdef const int64_t* axis_coords[64]
-    cdef const int64_t* axis_positions[64]
+    cdef int64_t axis_length[32]
+    cdef int64_t block_size[32]
+    cdef int64_t n_blocks[32]
+    cdef int64_t file_chunk[32]
+    cdef const int64_t* axis_coords[32]
+    cdef const int64_t* axis_positions[32]
     if ndim > 32:
         raise ValueError("at most 32 dimensions are supported")
+    _read_shape(block_shape, block_size, ndim)
+    _read_shape(blocks_grid, n_blocks, ndim)
+    cdef const int64_t* file_index = _int64_data(files, "files")
+    cdef Py_ssize_t n_files = len(files)
+    if len(chunk_shapes) != n_files:
+        raise ValueError("one chunk shape per file is needed")
     for a in range(ndim):
-        axis_coords[a] = _data(coords_list[a])
-        axis_positions[a] = _data(positions_list[a])
-        axis_length[a] = (<cnp.ndarray>coords_list[a]).shape[0]
-    # variants in order of first use (files, then axes); few, so a linear search is fastest
-    ranges = np.empty((n_files, ndim, 2), dtype=np.int64)
-    cdef int64_t[:, :, ::1] range_view = ranges
-    with nogil:
+        axis_coords[a] = _int64_data(coords_list[a], "coords")
+        axis_positions[a] = _int64_data(positions_list[a], "positions")
+        axis_length[a] = len(coords_list[a])
+        if len(positions_list[a]) != axis_length[a]:
+            raise ValueError("coords and positions differ in length")
+    # group range of each file along each axis; holds the variant index until filled below
+    cdef int64_t* ranges = <int64_t*>malloc(max(n_files * ndim * 2, 1) * sizeof(int64_t))
+    if ranges == NULL:
+        raise MemoryError()
+    try:
+        # variants in order of first use (files, then axes); few, so a linear search is fastest
         for f in range(n_files):
+            _read_shape(chunk_shapes[f], file_chunk, ndim)
             for a in range(ndim):
                 for v in range(n_variants):
-                    if variant_axis[v] == a and variant_chunk[v] == chunk_shapes[f, a]:
+                    if variant_axis[v] == a and variant_chunk[v] == file_chunk[a]:
                         break
                 else:
                     v = n_variants
                     if v == MAX_VARIANTS:
-                        break
+                        raise ValueError("too many distinct chunk shapes among the files of one read")
                     variant_axis[v] = a
-                    variant_chunk[v] = chunk_shapes[f, a]
+                    variant_chunk[v] = file_chunk[a]
                     n_variants += 1
-                range_view[f, a, 0] = v  # variant for now; group range below
-    if n_variants == MAX_VARIANTS:
-        raise ValueError("too many distinct chunk shapes among the files of one read")
-    group_first[0] = 0
-    pool_first[0] = 0
-    for v in range(n_variants):
-        a = variant_axis[v]
-        group_first[v + 1] = group_first[v] + _count_groups(
-            axis_coords[a], axis_length[a], block_shape[a], blocks_grid[a], variant_chunk[v])
-        pool_first[v + 1] = pool_first[v] + axis_length[a]
-    cdef Py_ssize_t n_groups = group_first[n_variants], pool_size = pool_first[n_variants]
-    pools = np.empty((2, pool_size), dtype=np.int64)
-    groups = np.empty((4, n_groups), dtype=np.int64)
-    group_contiguous = np.empty(n_groups, dtype=np.uint8)
-    cdef int64_t* in_coords = <int64_t*>cnp.PyArray_DATA(pools)
-    cdef int64_t* out_coords = in_coords + pool_size
-    cdef int64_t* group_block = <int64_t*>cnp.PyArray_DATA(groups)
-    cdef int64_t* group_chunk = group_block + n_groups
-    cdef int64_t* group_start = group_chunk + n_groups
-    cdef int64_t* group_count = group_start + n_groups
-    cdef uint8_t* contiguous = <uint8_t*>cnp.PyArray_DATA(group_contiguous)
-    cdef int64_t remainder, block
-    cdef Py_ssize_t lo, hi
-    with nogil:
+                ranges[(f * ndim + a) * 2] = v
+        group_first[0] = 0
+        pool_first[0] = 0
         for v in range(n_variants):
             a = variant_axis[v]
-            _fill_groups(axis_coords[a], axis_positions[a], axis_length[a], block_shape[a],
-                         blocks_grid[a], variant_chunk[v], pool_first[v],
-                         group_block + group_first[v], group_chunk + group_first[v],
-                         group_start + group_first[v], group_count + group_first[v],
-                         contiguous + group_first[v], in_coords + pool_first[v],
-                         out_coords + pool_first[v])
-        # the group range of every file along every axis
-        for f in range(n_files):
-            remainder = files[f]
-            for a in range(ndim - 1, -1, -1):
-                block = remainder % blocks_grid[a]
-                remainder = remainder // blocks_grid[a]
-                v = range_view[f, a, 0]
-                lo = _lower_bound(group_block, group_first[v], group_first[v + 1], block)
-                hi = _lower_bound(group_block, lo, group_first[v + 1], block + 1)
-                range_view[f, a, 0] = lo
-                range_view[f, a, 1] = hi
-    task_file, task_groups = _build_tasks(range_view)
-    return (pools[0], pools[1], groups[1], groups[2], groups[3], group_contiguous,
-            task_file, task_groups)
+            group_first[v + 1] = group_first[v] + _count_groups(
+                axis_coords[a], axis_length[a], block_size[a], n_blocks[a], variant_chunk[v])
+            pool_first[v + 1] = pool_first[v] + axis_length[a]
+        n_groups = group_first[n_variants]
+        pool_size = pool_first[n_variants]
+        in_coords_array = _empty(pool_size)
+        out_coords_array = _empty(pool_size)
+        group_block_array = _empty(n_groups)
+        group_chunk_array = _empty(n_groups)
+        group_start_array = _empty(n_groups)
+        group_count_array = _empty(n_groups)
+        contiguous_array = _empty(n_groups, cnp.NPY_UINT8)
+        _fill_plan(ndim, n_files, n_variants, file_index, variant_axis, variant_chunk,
+                   group_first, pool_first, axis_coords, axis_positions, axis_length,
+                   block_size, n_blocks, ranges,
+                   <int64_t*>cnp.PyArray_DATA(in_coords_array),
+                   <int64_t*>cnp.PyArray_DATA(out_coords_array),
+                   <int64_t*>cnp.PyArray_DATA(group_block_array),
+                   <int64_t*>cnp.PyArray_DATA(group_chunk_array),
+                   <int64_t*>cnp.PyArray_DATA(group_start_array),
+                   <int64_t*>cnp.PyArray_DATA(group_count_array),
+                   <uint8_t*>cnp.PyArray_DATA(contiguous_array))
+        task_file, task_groups = _build_tasks(ranges, n_files, ndim)
+    finally:
+        free(ranges)
+    return (in_coords_array, out_coords_array, group_chunk_array, group_start_array,
+            group_count_array, contiguous_array, task_file, task_groups)
+
+
+cdef void _fill_plan(Py_ssize_t ndim, Py_ssize_t n_files, Py_ssize_t n_variants,
+                     const int64_t* file_index, const int64_t* variant_axis,
+                     const int64_t* variant_chunk, const int64_t* group_first,
+                     const int64_t* pool_first, const int64_t** axis_coords,
+                     const int64_t** axis_positions, const int64_t* axis_length,
+                     const int64_t* block_size, const int64_t* n_blocks, int64_t* ranges,
+                     int64_t* in_coords, int64_t* out_coords, int64_t* group_block,
+                     int64_t* group_chunk, int64_t* group_start, int64_t* group_count,
+                     uint8_t* contiguous) noexcept nogil:
+    """Groups of every variant, then each file's group range per axis (replacing the
+    variant index that ``ranges`` held)."""
+    cdef Py_ssize_t v, f, a, lo, hi
+    cdef int64_t remainder, block
+    for v in range(n_variants):
+        a = variant_axis[v]
+        _fill_groups(axis_coords[a], axis_positions[a], axis_length[a], block_size[a],
+                     n_blocks[a], variant_chunk[v], pool_first[v],
+                     group_block + group_first[v], group_chunk + group_first[v],
+                     group_start + group_first[v], group_count + group_first[v],
+                     contiguous + group_first[v], in_coords + pool_first[v],
+                     out_coords + pool_first[v])
+    for f in range(n_files):
+        remainder = file_index[f]
+        for a in range(ndim - 1, -1, -1):
+            block = remainder % n_blocks[a]
+            remainder = remainder // n_blocks[a]
+            v = ranges[(f * ndim + a) * 2]
+            lo = _lower_bound(group_block, group_first[v], group_first[v + 1], block)
+            hi = _lower_bound(group_block, lo, group_first[v + 1], block + 1)
+            ranges[(f * ndim + a) * 2] = lo
+            ranges[(f * ndim + a) * 2 + 1] = hi

@@ -70,3 +70,52 @@ def test_small_file_cache_still_reads_everything(tmp_path):
     ds = SplitDataset(folder, max_open_files=4)
     np.testing.assert_array_equal(ds[::-1], array[::-1])
     assert len(ds._cache) <= 4
+
+
+def test_native_pool_serves_simultaneous_multithreaded_reads(dataset):
+    """Several Python threads each ask for 3 threads: jobs share the native pool correctly."""
+    from split_dataset._ext import _chunk_reader
+
+    ds, array = dataset
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(25):
+                start = int(rng.integers(array.shape[0]))
+                key = (slice(start, None), slice(None), slice(int(rng.integers(0, 40)), None, 3))
+                np.testing.assert_array_equal(ds.read(key, threads=3), array[key])
+        except AssertionError as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert _chunk_reader.pool_size() >= 2  # the helpers really exist, and persist
+
+
+def _read_in_forked_child(folder, queue):
+    ds = SplitDataset(folder, threads=3)
+    queue.put(int(ds[:].astype(np.int64).sum()))
+
+
+def test_reads_work_in_a_forked_child(dataset):
+    """fork() keeps only the calling thread: the child must start its own helpers, not hang."""
+    import multiprocessing
+
+    ds, array = dataset
+    np.testing.assert_array_equal(ds.read(slice(None), threads=3), array)  # parent's pool runs
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_read_in_forked_child, args=(ds.root, queue))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():  # pragma: no cover - the failure this test exists for
+        child.kill()
+        pytest.fail("a read in a forked child hung")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == int(array.astype(np.int64).sum())
