@@ -5,14 +5,14 @@ from numpy.typing import NDArray
 
 def axis_selections(
     terms: list[tuple[int, int, int, int, int, NDArray[np.int64] | None]],
-    block_shape: NDArray[np.int64],
-    blocks_grid: NDArray[np.int64],
+    block_shape: tuple[int, ...],
+    blocks_grid: tuple[int, ...],
 ) -> tuple[list[NDArray[np.int64]], list[NDArray[np.int64]], NDArray[np.int64]]: ...
 def chunk_tasks(
     coords_list: list[NDArray[np.int64]],
     positions_list: list[NDArray[np.int64]],
-    block_shape: NDArray[np.int64],
-    blocks_grid: NDArray[np.int64],
+    block_shape: tuple[int, ...],
+    blocks_grid: tuple[int, ...],
     files: NDArray[np.int64],
-    chunk_shapes: NDArray[np.int64],
+    chunk_shapes: list[tuple[int, ...]],
 ) -> tuple[NDArray[np.int64], ...]: ...
