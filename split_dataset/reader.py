@@ -17,6 +17,14 @@ from .selection import Term
 from .threads import effective_threads
 
 
+# Waking a sleeping helper thread costs more than decoding a few chunks (see worker_pool.h):
+# a plan of fewer than SMALL_PLAN_TASKS chunks is shared only with helpers that are awake or
+# while reads come back to back; reads of EAGER_WAKE_BYTES or more wake helpers before
+# planning, so that they are running by the time the plan is.
+SMALL_PLAN_TASKS = 8
+EAGER_WAKE_BYTES = 4 << 20
+
+
 class BlockGrid:
     """What the reader needs to know about the dataset as a whole."""
 
@@ -150,7 +158,7 @@ def read_orthogonal(
     (benchmarks) reads and decodes the same chunks and leaves ``out`` alone: the ceiling.
     """
     n_threads = effective_threads(threads)
-    if n_threads > 1 and out.size:
+    if n_threads > 1 and out.nbytes >= EAGER_WAKE_BYTES:
         _chunk_reader.wake_pool(n_threads)  # helpers wake while we plan, not after
     block_plan = plan_blocks(terms, grid.block_shape, grid.blocks_grid)
     if out.size == 0 or not block_plan.files:
@@ -187,7 +195,7 @@ def _read_batch(
         context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
         context.background = background
         context.decode_only = decode_only
-        context.run(min(n_threads, plan.n_tasks))
+        context.run(min(n_threads, plan.n_tasks), plan.n_tasks < SMALL_PLAN_TASKS)
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))
         if any(e.layout.codec == Codec.H5PY for e in entries) and not decode_only:

@@ -118,7 +118,7 @@ cdef extern from *:
 
 cdef extern from "worker_pool.h" nogil:
     ctypedef void (*sd_job_fn)(void*) noexcept nogil
-    int sd_pool_run(sd_job_fn fn, void* arg, int helpers)
+    int sd_pool_run(sd_job_fn fn, void* arg, int helpers, int awake_only)
     int sd_pool_size()
     void sd_pool_wake(int helpers, int64_t spin_ns)
 
@@ -279,8 +279,9 @@ cdef class ReadContext:
         """Linear chunk index of a task inside its file (for error messages and fallbacks)."""
         return self._chunk_linear(task, &self.files[self.task_file[task]])
 
-    def run(self, int threads=1):
-        """Process every task on the calling thread and ``threads - 1`` pool workers.
+    def run(self, int threads=1, bint awake_only=False):
+        """Process every task on the calling thread and up to ``threads - 1`` pool workers
+        (with ``awake_only``, only workers that are awake right now: for small plans).
 
         Returns when all tasks are done or one failed (see ``error_code``).
         """
@@ -288,7 +289,7 @@ cdef class ReadContext:
             sd_foreground_enter()
         try:
             with nogil:
-                sd_pool_run(_run_job, <void*>self, threads - 1)
+                sd_pool_run(_run_job, <void*>self, threads - 1, awake_only)
         finally:
             if not self.background:
                 sd_foreground_leave()
