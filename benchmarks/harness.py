@@ -551,6 +551,18 @@ def ceiling_rate(ceiling: dict, threads: int) -> float:
     return min(decode, io)
 
 
+def serial_rate(ceiling: dict, threads: int) -> float:
+    """Each thread preads a chunk, then decodes it: 1 / (1/decode + 1/pread) per thread, both
+    single-thread rates measured in this run; capped by the n-thread pread rate. The rate
+    ``ceiling_rate`` leaves out the copy out of the page cache, which a pread-based reader pays
+    on the same core as the decode (at 1 thread nothing overlaps them)."""
+    decode = ceiling.get("decode1_rate", float("inf"))
+    pread = ceiling.get("pread1_decoded_rate", float("inf"))
+    per_thread = 1.0 / (1.0 / decode + 1.0 / pread)
+    n = 1 if threads <= 1 else N_CORES
+    return min(per_thread * threads, ceiling.get(f"pread{n}_decoded_rate", float("inf")))
+
+
 def measured_rate(ceiling: dict, threads: int) -> float:
     """Like ``ceiling_rate`` but with the decode rate measured on that many threads (what the
     machine delivered in this run, e.g. less than n x 1-core when other processes hold cores)."""
