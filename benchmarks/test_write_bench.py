@@ -1,16 +1,9 @@
 """Write benchmarks (pytest-benchmark): the streaming writer against today's ways of writing.
 
-Writers, on the benchmark recording (``data.py``; small by default,
-``SPLIT_DATASET_BENCH_SIZE=full`` for the 1 GB one), split into blocks of 1 or 10 time points:
-
-- ``whole``: ``save_to_split_dataset`` (HDF5's own filter pipeline, serial);
-- ``stream-t1`` / ``stream-t2``: ``SplitDatasetWriter``, one volume per ``append``, 1 or 2
-  compression threads, ``close`` included;
-- ``pytables``: PyTables ``CArray`` with ``Filters(9, complib, shuffle=True)`` per block file, the
-  way ``flammkuchen.save`` writes (``create_array`` for raw), PyTables' own chunk shapes and blosc
-  threads, no fsync; ``pytables-fsync`` adds one fsync per file, as the package's writers do;
-
-each for blosc (blosclz), blosc:lz4 and raw (uncompressed). Plus the single-thread compression
+Writers (``writers.py``), on the benchmark recording (``data.py``; small by default,
+``SPLIT_DATASET_BENCH_SIZE=full`` for the 1 GB one), split into blocks of 1 or 10 time points,
+each for blosc (blosclz), blosc:lz4 and raw (uncompressed). ``write_report.py`` runs the same
+writers with the ceilings and writes ``RESULTS_write.md``. Plus the single-thread compression
 rate of numcodecs' Blosc on the writer's chunks (the ceiling of one worker) and the latency of
 ``append`` for one volume (``idle``: the writer keeps up; ``back-to-back``: including waits for the
 compressor). Rates (MB/s of raw data) and compression ratios are in each benchmark's extra info.
@@ -30,17 +23,16 @@ import numpy as np
 import pytest
 
 import data
+import writers
 
-from split_dataset import SplitDataset, SplitDatasetWriter, save_to_split_dataset
-from split_dataset.block_file import default_chunk_shape
+from split_dataset import SplitDataset, SplitDatasetWriter
 
 SIZE = data.bench_size()
 SHAPE = data.SIZES[SIZE]
 ROUNDS = 3 if SIZE == "small" else 1
 TPFS = (1, 10)
-CODECS = {"blosc": "blosc", "lz4": "blosc:lz4", "raw": None}  # name -> our compression
-PYTABLES_VARIANT = {"blosc": "blosc", "lz4": "lz4", "raw": "raw"}  # name -> data.VARIANTS key
-WRITERS = ("whole", "stream-t1", "stream-t2", "pytables", "pytables-fsync")
+WRITERS = ("whole", "whole-t1", "whole-t2", "stream-t1", "stream-t2", "pytables",
+           "pytables-fsync")
 
 
 @pytest.fixture(scope="module")
@@ -55,37 +47,8 @@ def out_dir(tmp_path_factory):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_pytables(folder: Path, array: np.ndarray, tpf: int, codec: str, fsync: bool) -> None:
-    data.write_split_dataset(folder, array, tpf, PYTABLES_VARIANT[codec])
-    if fsync:
-        for path in sorted(folder.glob("*.h5")):
-            with open(path, "rb+") as handle:
-                os.fsync(handle.fileno())
-
-
-def _stream(folder: Path, array: np.ndarray, tpf: int, codec: str, threads: int) -> None:
-    with SplitDatasetWriter(folder, array.shape[1:], array.dtype, tpf, compression=CODECS[codec],
-                            threads=threads, resolution=(1.0, 1.0, 0.6, 0.6)) as writer:
-        for volume in array:
-            writer.append(volume)
-
-
-def _write(writer: str, folder: Path, array: np.ndarray, tpf: int, codec: str) -> None:
-    if writer == "whole":
-        save_to_split_dataset(array, folder, block_size=(tpf,) + array.shape[1:],
-                              compression=CODECS[codec], resolution=(1.0, 1.0, 0.6, 0.6))
-    elif writer.startswith("stream"):
-        _stream(folder, array, tpf, codec, threads=int(writer[-1]))
-    else:
-        _write_pytables(folder, array, tpf, codec, fsync=writer.endswith("fsync"))
-
-
-def _stored_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.h5"))
-
-
 @pytest.mark.parametrize("tpf", TPFS, ids=lambda t: f"tpf{t}")
-@pytest.mark.parametrize("codec", list(CODECS))
+@pytest.mark.parametrize("codec", list(writers.CODECS))
 @pytest.mark.parametrize("writer", WRITERS)
 def test_write(benchmark, recording, out_dir, writer, codec, tpf):
     target = out_dir / "ds"
@@ -96,7 +59,7 @@ def test_write(benchmark, recording, out_dir, writer, codec, tpf):
 
     def run():
         started = time.perf_counter()
-        _write(writer, target, recording, tpf, codec)
+        writers.write(writer, target, recording, tpf, codec)
         times.append(time.perf_counter() - started)
 
     benchmark.group = f"write-{codec}-tpf{tpf}"
@@ -108,7 +71,7 @@ def test_write(benchmark, recording, out_dir, writer, codec, tpf):
     benchmark.extra_info.update(
         size=SIZE, shape=SHAPE, raw_mb=recording.nbytes / 1e6,
         best_mb_per_s=recording.nbytes / 1e6 / best,
-        ratio=recording.nbytes / _stored_bytes(target),
+        ratio=recording.nbytes / writers.stored_bytes(target),
         fsync=writer != "pytables", loadavg=os.getloadavg(), cores=os.cpu_count(),
     )
     if writer.startswith("pytables"):
@@ -121,31 +84,17 @@ def test_write(benchmark, recording, out_dir, writer, codec, tpf):
 def test_numcodecs_compression_single_thread(benchmark, recording, cname):
     """The rate of one compression worker: numcodecs Blosc (c-blosc 1.x, Blosc1 format) on the
     writer's default chunks of the recording, in the calling thread, no I/O."""
-    import numcodecs.blosc
-    from numcodecs import Blosc
-
-    numcodecs.blosc.use_threads = False  # single-threaded, without the GIL, as in the writer
-    codec = Blosc(cname=cname, clevel=9, shuffle=Blosc.SHUFFLE)
-    _, _, rows, width = default_chunk_shape((1,) + recording.shape[1:], recording.itemsize)
-    chunks = [
-        np.ascontiguousarray(recording[t, z, r : r + rows])
-        for t in range(recording.shape[0]) for z in range(recording.shape[1])
-        for r in range(0, recording.shape[2], rows)
-    ]
-    stored: list[int] = []
+    chunks = writers.writer_chunks(recording)
     times: list[float] = []
 
     def compress_all():
-        started = time.perf_counter()
-        stored[:] = [len(codec.encode(chunk)) for chunk in chunks]
-        times.append(time.perf_counter() - started)
+        times.append(writers.compression_time(chunks, cname, threads=1))
 
     benchmark.group = "compression-single-thread"
     benchmark.pedantic(compress_all, rounds=ROUNDS, iterations=1)
-    assert len(stored) == len(chunks)
     benchmark.extra_info.update(
-        size=SIZE, chunk_shape=(1, 1, rows, width), chunks=len(chunks),
-        best_mb_per_s=recording.nbytes / 1e6 / min(times), ratio=recording.nbytes / sum(stored),
+        size=SIZE, chunk_shape=chunks[0].shape, chunks=len(chunks),
+        best_mb_per_s=recording.nbytes / 1e6 / min(times),
     )
 
 

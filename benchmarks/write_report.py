@@ -1,0 +1,294 @@
+"""Run the write benchmarks of BENCHMARKS.md and write a Markdown report with ratios.
+
+Everything in one run, on the benchmark recording (``data.py``): the machine's ceilings (the
+single- and 2-thread compression rate of numcodecs' Blosc on the writer's chunks; the rate of
+writing the same block files' bytes with plain ``write``, with and without an fsync per file),
+PyTables writing the way ``flammkuchen.save`` does, this package's whole-array and streaming
+writers on 1 and 2 threads, and the latency of ``append`` for one (30, 1024, 1024) uint16 volume
+at 10 volumes per second.
+
+    python benchmarks/write_report.py --size full --out benchmarks/RESULTS_write.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import data  # noqa: E402
+import harness  # noqa: E402
+import writers  # noqa: E402
+
+from split_dataset import SplitDataset, SplitDatasetWriter  # noqa: E402
+
+WRITERS = ("pytables", "pytables-fsync", "whole-t1", "whole-t2", "stream-t1", "stream-t2")
+THREADS = {"whole-t1": 1, "whole-t2": 2, "stream-t1": 1, "stream-t2": 2}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure_ceilings(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
+    """Compression rates per codec and file-write rates per block size, raw bytes per second."""
+    ceilings: dict = {"compress": {}, "write": {}}
+    chunks = writers.writer_chunks(array)
+    for codec in codecs:
+        if codec not in writers.CNAMES:
+            continue
+        entry = ceilings["compress"][codec] = {}
+        for threads in (1, 2):
+            writers.compression_time(chunks[:50], writers.CNAMES[codec], threads)  # warm-up
+            times = [writers.compression_time(chunks, writers.CNAMES[codec], threads)
+                     for _ in range(reps)]
+            entry[f"t{threads}_rate"] = array.nbytes / float(np.median(times))
+        log(f"compression {codec}: {entry['t1_rate'] / 1e6:.0f} MB/s on 1 thread, "
+            f"{entry['t2_rate'] / 1e6:.0f} MB/s on 2")
+    for tpf in tpfs:
+        blocks = [np.ascontiguousarray(array[t : t + tpf]) for t in range(0, len(array), tpf)]
+        entry = ceilings["write"][tpf] = {}
+        for fsync in (False, True):
+            for threads in (1, 2):
+                times = [writers.file_write_time(scratch / "plain", blocks, threads, fsync)
+                         for _ in range(reps)]
+                entry[f"{'fsync' if fsync else 'cache'}_t{threads}_rate"] = \
+                    array.nbytes / float(np.median(times))
+        log(f"file writes, tpf={tpf}: " + ", ".join(f"{k} {v / 1e6:.0f} MB/s" for k, v in entry.items()))
+    return ceilings
+
+
+def measure_writes(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
+    results: dict = {}
+    for codec in codecs:
+        for tpf in tpfs:
+            row = results.setdefault(f"{codec} tpf={tpf}", {})
+            for writer in WRITERS:
+                target = scratch / "ds"
+                times = []
+                for _ in range(reps):
+                    shutil.rmtree(target, ignore_errors=True)
+                    cpu0, t0 = time.process_time(), time.perf_counter()
+                    writers.write(writer, target, array, tpf, codec)
+                    times.append((time.perf_counter() - t0, time.process_time() - cpu0))
+                written = SplitDataset(target)
+                correct = written.shape == array.shape and bool(
+                    np.array_equal(written[-1], array[-1]) and np.array_equal(written[0], array[0]))
+                wall = [t for t, _ in times]
+                median = float(np.median(wall))
+                row[writer] = dict(
+                    median=median, min=float(min(wall)), rate=array.nbytes / median,
+                    cpu_per_wall=sum(c for _, c in times) / sum(wall),
+                    ratio=array.nbytes / writers.stored_bytes(target), correct=correct)
+                shutil.rmtree(target, ignore_errors=True)
+            log(f"{codec} tpf={tpf}: " + ", ".join(
+                f"{w} {r['rate'] / 1e6:.0f} MB/s" for w, r in row.items()) + f" (load {loadavg()})")
+    return results
+
+
+def acquisition_volume(array: np.ndarray, t: int, shape=(30, 1024, 1024)) -> np.ndarray:
+    """A (30, 1024, 1024) volume made of the recording's planes, tiled 2 x 2."""
+    planes = array[t % len(array)]
+    z_index = np.arange(shape[0]) % planes.shape[0]
+    reps_y, reps_x = -(-shape[1] // planes.shape[1]), -(-shape[2] // planes.shape[2])
+    return np.ascontiguousarray(np.tile(planes[z_index], (1, reps_y, reps_x))[:, : shape[1], : shape[2]])
+
+
+def measure_append(array: np.ndarray, codecs, scratch: Path, volumes: int, rate_hz: float = 10.0,
+                   frames_per_block: int = 1) -> dict:
+    """``append`` latency for volumes arriving at ``rate_hz``, like a microscope's stream."""
+    source = [acquisition_volume(array, t) for t in range(min(volumes, 8))]
+    results = {}
+    for codec in codecs:
+        target = scratch / "acq"
+        shutil.rmtree(target, ignore_errors=True)
+        latencies = []
+        period = 1.0 / rate_hz
+        writer = SplitDatasetWriter(target, source[0].shape, source[0].dtype, frames_per_block,
+                                    compression=writers.CODECS[codec], threads=2)
+        start = time.perf_counter()
+        for i in range(volumes):
+            due = start + i * period
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            t0 = time.perf_counter()
+            writer.append(source[i % len(source)])
+            latencies.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        writer.close()
+        close_time = time.perf_counter() - t0
+        elapsed = time.perf_counter() - start
+        written = SplitDataset(target)
+        results[codec] = dict(
+            volumes=volumes, volume_mb=source[0].nbytes / 1e6, rate_hz=rate_hz,
+            p50=float(np.percentile(latencies, 50)), p99=float(np.percentile(latencies, 99)),
+            max=float(max(latencies)), close=close_time, elapsed=elapsed,
+            max_pending_seen=writer.max_pending_seen,
+            correct=written.shape[0] == volumes * 1 and bool(
+                np.array_equal(written[volumes - 1], source[(volumes - 1) % len(source)])),
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        r = results[codec]
+        log(f"append {codec}: p50 {r['p50'] * 1e3:.1f} ms, p99 {r['p99'] * 1e3:.1f} ms, "
+            f"close {r['close'] * 1e3:.0f} ms")
+    return results
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _mbps(rate: float) -> str:
+    return f"{rate / 1e6:.0f}"
+
+
+def render(report: dict) -> str:
+    info, ceilings = report["info"], report["ceilings"]
+    lines: list[str] = []
+    add = lines.append
+    add("# split_dataset write benchmarks")
+    add("")
+    add(f"Generated by `python benchmarks/write_report.py --size {report['size']}` on "
+        f"{info['date']}. Rules: `shared/BENCHMARKS.md`. All figures come from the same run.")
+    add("")
+    add("| | |")
+    add("|---|---|")
+    add(f"| CPU | {info['cpu']} |")
+    add(f"| nproc / usable cores | {info['nproc']} / {info['affinity']} |")
+    add(f"| kernel, Python | {info['kernel']}, {info['python']} |")
+    add(f"| numpy, h5py (HDF5), tables | {info['numpy']}, {info['h5py']} ({info['hdf5']}), {info['tables']} |")
+    add(f"| split_dataset | {info['split_dataset']} |")
+    add(f"| data | shape {tuple(report['shape'])} uint16, {report['raw_bytes'] / 1e9:.2f} GB |")
+    add(f"| repetitions | {report['reps']} per writer (median) |")
+    add(f"| load average (1/5/15 min) | start {report['load_start']}, end {report['load_end']} |")
+    add(f"| wall time of the run | {report['wall'] / 60:.1f} min |")
+    add(f"| scratch folder | {report['scratch_fs']} |")
+    add("")
+    add("## Ceilings, measured in this run (MB/s of raw data)")
+    add("")
+    add("| | 1 thread | 2 threads |")
+    add("|---|---|---|")
+    for codec, c in ceilings["compress"].items():
+        add(f"| compress, numcodecs Blosc {writers.CNAMES[codec]} level 9 + shuffle, writer's "
+            f"chunks | {_mbps(c['t1_rate'])} | {_mbps(c['t2_rate'])} |")
+    for tpf, c in ceilings["write"].items():
+        add(f"| plain write of the block files, tpf={tpf} (page cache) | "
+            f"{_mbps(c['cache_t1_rate'])} | {_mbps(c['cache_t2_rate'])} |")
+        add(f"| plain write + fsync per file, tpf={tpf} | "
+            f"{_mbps(c['fsync_t1_rate'])} | {_mbps(c['fsync_t2_rate'])} |")
+    add("")
+    add("## Whole-array save and streaming append")
+    add("")
+    add("MB/s of raw data (median). *vs flammkuchen* = PyTables' time (no fsync, as flammkuchen "
+        "writes) / ours. *% ceiling* for compressed data = `threads × single-thread compression "
+        "rate` time / ours (the issue's target: ≥ 85 %); for raw data = plain write + fsync of "
+        "the same files with as many threads / ours (our writers fsync every file; the "
+        "page-cache-only rate is in the next column). CPU/wall = process CPU time / wall time.")
+    add("")
+    add("| data | writer | MB/s | ratio | vs flammkuchen | % ceiling | % page-cache write | CPU/wall | correct |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    for key, row in report["writes"].items():
+        codec, tpf = key.split(" tpf=")
+        base = row.get("pytables", {}).get("median")
+        for writer, r in row.items():
+            threads = THREADS.get(writer)
+            pct = cache_pct = "—"
+            if threads is not None:
+                if codec in ceilings["compress"]:
+                    ideal = report["raw_bytes"] / (threads * ceilings["compress"][codec]["t1_rate"])
+                    pct = f"{100 * ideal / r['median']:.0f}%"
+                else:
+                    w = ceilings["write"][int(tpf)]
+                    pct = f"{100 * report['raw_bytes'] / w[f'fsync_t{threads}_rate'] / r['median']:.0f}%"
+                    cache_pct = f"{100 * report['raw_bytes'] / w[f'cache_t{threads}_rate'] / r['median']:.0f}%"
+            vs = f"{base / r['median']:.2f}×" if base else "—"
+            add(f"| {key} | {writer} | {_mbps(r['rate'])} | {r['ratio']:.2f}× | {vs} | {pct} | "
+                f"{cache_pct} | {r['cpu_per_wall']:.2f} | {'yes' if r['correct'] else 'NO'} |")
+    add("")
+    if report.get("append"):
+        add("## `append` latency during an acquisition")
+        add("")
+        first = next(iter(report["append"].values()))
+        add(f"{first['volumes']} volumes of (30, 1024, 1024) uint16 ({first['volume_mb']:.0f} MB) "
+            f"at {first['rate_hz']:.0f} volumes/s (one volume period = "
+            f"{1e3 / first['rate_hz']:.0f} ms), one volume per file, `threads=2`.")
+        add("")
+        add("| compression | append p50 ms | p99 ms | max ms | close ms | blocks pending at most | correct |")
+        add("|---|---|---|---|---|---|---|")
+        for codec, r in report["append"].items():
+            add(f"| {codec} | {r['p50'] * 1e3:.1f} | {r['p99'] * 1e3:.1f} | {r['max'] * 1e3:.1f} | "
+                f"{r['close'] * 1e3:.0f} | {r['max_pending_seen']} | {'yes' if r['correct'] else 'NO'} |")
+        add("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(data.SIZES), default=None,
+                        help="default: $SPLIT_DATASET_BENCH_SIZE or small")
+    parser.add_argument("--out", help="Markdown file (default: print)")
+    parser.add_argument("--json", help="also dump the raw results here")
+    parser.add_argument("--codecs", default="blosc,lz4,raw")
+    parser.add_argument("--tpf", default="1,10")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--append-volumes", type=int, default=40,
+                        help="volumes streamed for the append latency (0: skip)")
+    args = parser.parse_args(argv)
+    size = data.bench_size(args.size)
+    shape = data.SIZES[size]
+    codecs = [c for c in args.codecs.split(",") if c]
+    tpfs = [int(t) for t in args.tpf.split(",") if t]
+    started = time.perf_counter()
+    load_start = loadavg()
+    array = data.load_array(shape)
+    scratch = Path(tempfile.mkdtemp(prefix="write_bench_", dir=data.cache_root()))
+    try:
+        report = dict(size=size, shape=list(shape), raw_bytes=array.nbytes, reps=args.reps,
+                      info=harness.machine_info(), load_start=load_start,
+                      scratch_fs=_filesystem(scratch))
+        report["ceilings"] = measure_ceilings(array, codecs, tpfs, args.reps, scratch)
+        report["writes"] = measure_writes(array, codecs, tpfs, args.reps, scratch)
+        report["append"] = (measure_append(array, codecs, scratch, args.append_volumes)
+                            if args.append_volumes else {})
+        report["load_end"] = loadavg()
+        report["wall"] = time.perf_counter() - started
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    text = render(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+    if args.out:
+        Path(args.out).write_text(text)
+        log(f"wrote {args.out}")
+    else:
+        print(text)
+
+
+def _filesystem(path: Path) -> str:
+    """The mount holding ``path`` and its type (fsync costs differ widely between them)."""
+    best = ("?", "?")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount, kind = line.split()[:3]
+            if str(path).startswith(mount) and len(mount) >= len(best[0]):
+                best = (mount, kind)
+    except OSError:
+        pass
+    return f"{path.parent} on {best[0]} ({best[1]})"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The writers under test and the machine's write ceilings, shared by ``write_report.py`` and
+``test_write_bench.py``.
+
+Writers: ``whole-tN`` = ``save_to_split_dataset(threads=N)``; ``stream-tN`` =
+``SplitDatasetWriter(threads=N)``, one volume per ``append``, ``close`` included; ``pytables`` =
+PyTables ``CArray`` with ``Filters(9, complib, shuffle=True)`` per block file, exactly what
+``flammkuchen.save`` does (``create_array`` for raw), PyTables' own chunk shapes and blosc
+threads, no fsync; ``pytables-fsync`` adds one fsync per file, as this package's writers do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+import data
+
+from split_dataset import SplitDatasetWriter, save_to_split_dataset
+from split_dataset.block_file import default_chunk_shape
+
+CODECS = {"blosc": "blosc", "lz4": "blosc:lz4", "raw": None}  # name -> our compression
+CNAMES = {"blosc": "blosclz", "lz4": "lz4"}  # name -> Blosc codec of the compressed variants
+RESOLUTION = (1.0, 1.0, 0.6, 0.6)
+
+
+def write_pytables(folder: Path, array: np.ndarray, tpf: int, codec: str, fsync: bool) -> None:
+    data.write_split_dataset(folder, array, tpf, codec)
+    if fsync:
+        for path in sorted(folder.glob("*.h5")):
+            with open(path, "rb+") as handle:
+                os.fsync(handle.fileno())
+
+
+def stream(folder: Path, array: np.ndarray, tpf: int, codec: str, threads: int) -> None:
+    with SplitDatasetWriter(folder, array.shape[1:], array.dtype, tpf, compression=CODECS[codec],
+                            threads=threads, resolution=RESOLUTION) as writer:
+        for volume in array:
+            writer.append(volume)
+
+
+def write(writer: str, folder: Path, array: np.ndarray, tpf: int, codec: str) -> None:
+    """Write ``array`` to ``folder`` with one of the writers named in the module docstring."""
+    if writer.startswith("whole"):
+        save_to_split_dataset(array, folder, block_size=(tpf,) + array.shape[1:],
+                              compression=CODECS[codec], resolution=RESOLUTION,
+                              threads=int(writer[-1]) if writer[-2:-1] == "t" else None)
+    elif writer.startswith("stream"):
+        stream(folder, array, tpf, codec, threads=int(writer[-1]))
+    elif writer.startswith("pytables"):
+        write_pytables(folder, array, tpf, codec, fsync=writer.endswith("fsync"))
+    else:
+        raise ValueError(f"unknown writer {writer!r}")
+
+
+def stored_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*.h5"))
+
+
+# --- ceilings ----------------------------------------------------------------------------------
+
+
+def writer_chunks(array: np.ndarray) -> list[np.ndarray]:
+    """The recording cut into the writer's default chunks (contiguous copies)."""
+    _, _, rows, _ = default_chunk_shape((1,) + array.shape[1:], array.itemsize)
+    return [
+        np.ascontiguousarray(array[t, z, r : r + rows])
+        for t in range(array.shape[0]) for z in range(array.shape[1])
+        for r in range(0, array.shape[2], rows)
+    ]
+
+
+def _split(items: list, parts: int) -> list[list]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def compression_time(chunks: list[np.ndarray], cname: str, threads: int, level: int = 9) -> float:
+    """Seconds to compress every chunk with numcodecs' Blosc (Blosc1 format, byte shuffle, the
+    writer's encoder) on ``threads`` threads; numcodecs releases the GIL while compressing."""
+    import numcodecs.blosc
+    from numcodecs import Blosc
+
+    numcodecs.blosc.use_threads = False  # one blosc thread per caller, as in the writer
+    codec = Blosc(cname=cname, clevel=level, shuffle=Blosc.SHUFFLE)
+
+    def compress(part):
+        for chunk in part:
+            codec.encode(chunk)
+
+    started = time.perf_counter()
+    if threads == 1:
+        compress(chunks)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(compress, _split(chunks, threads)))
+    return time.perf_counter() - started
+
+
+def file_write_time(folder: Path, blocks: list[np.ndarray], threads: int, fsync: bool) -> float:
+    """Seconds to write each block's bytes to its own new file (plain ``write``, optionally an
+    fsync per file): the page-cache write rate, or the durable one, for these file sizes."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write_part(part):
+        for index, block in part:
+            path = folder / f"{index:04d}.bin"
+            with open(path, "wb") as handle:
+                handle.write(memoryview(block).cast("B"))
+                if fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+
+    items = list(enumerate(blocks))
+    started = time.perf_counter()
+    if threads == 1:
+        write_part(items)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(write_part, _split(items, threads)))
+    elapsed = time.perf_counter() - started
+    for path in folder.glob("*.bin"):
+        path.unlink()
+    return elapsed
