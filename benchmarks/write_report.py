@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if str(HERE.parent) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(1, str(HERE.parent))
 
 import data  # noqa: E402
 import harness  # noqa: E402

@@ -128,53 +128,130 @@ def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]):
     return itertools.product(*ranges)
 
 
-def encode_block_file(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
-    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name).
+def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[tuple[tuple, bytes, int]]:
+    """Blosc1-compress every inner chunk of ``block``: ``(offset, bytes, filter_mask)`` each.
 
-    Runs on a worker thread. For blosc, compression happens here without the GIL (numcodecs'
-    c-blosc 1.x, contextual API) and only the chunk writes take h5py's lock.
+    numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel. A
+    chunk that blosc cannot shrink is kept raw with filter 0 marked as skipped, as the HDF5
+    blosc filter does; edge chunks are padded, since HDF5 stores every chunk at full size.
     """
+    from numcodecs import Blosc
+
+    codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
+                  typesize=block.dtype.itemsize)
+    chunks = _block_chunks(block.shape, encoding)
+    chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
+    padded = None
+    stored = []
+    for offset in _chunk_offsets(block.shape, chunks):
+        piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
+        if piece.shape != chunks:
+            if padded is None:
+                padded = np.zeros(chunks, block.dtype)
+            else:
+                padded[...] = 0
+            padded[tuple(slice(0, n) for n in piece.shape)] = piece
+            piece = padded
+        else:
+            piece = np.ascontiguousarray(piece)
+        compressed = codec.encode(piece)
+        if len(compressed) < chunk_bytes:
+            stored.append((offset, compressed, 0))
+        else:
+            stored.append((offset, piece.tobytes(), 1))
+    return stored
+
+
+def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int, ...]:
+    return tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, shape))
+
+
+def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
+                     encoding: BlockEncoding, stored: list[tuple[tuple, bytes, int]]) -> None:
+    """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
+    writes: HDF5 stores the bytes as they are, and serializes every call in the process)."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
+
+    with h5py.File(path, "w") as handle:
+        dataset = handle.create_dataset(
+            encoding.key, shape=shape, dtype=dtype, chunks=_block_chunks(shape, encoding),
+            **encoding.h5py_options,
+        )
+        dataset_id = dataset.id
+        for offset, data, filter_mask in stored:
+            dataset_id.write_direct_chunk(offset, data, filter_mask=filter_mask)
+
+
+def compresses_in_workers(encoding: BlockEncoding, block_size: int) -> bool:
+    """Blosc blocks are compressed by our workers (``compress_chunks``); the others by h5py."""
+    return encoding.kind == "blosc" and block_size > TINY_BLOCK
+
+
+def encode_block_file(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
+    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name)."""
     import h5py
 
-    if encoding.kind == "blosc" and block.size > TINY_BLOCK:
-        import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
-        from numcodecs import Blosc
+    if compresses_in_workers(encoding, block.size):
+        store_compressed(path, block.shape, block.dtype, encoding, compress_chunks(block, encoding))
+        return
+    with h5py.File(path, "w") as handle:
+        if encoding.kind == "pipeline" and block.size > TINY_BLOCK:
+            handle.create_dataset(encoding.key, data=block,
+                                  chunks=_block_chunks(block.shape, encoding),
+                                  **encoding.h5py_options)
+        else:
+            handle.create_dataset(encoding.key, data=block)
 
-        codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
-                      typesize=block.dtype.itemsize)
-        chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
-        chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
-        padded = None
-        with h5py.File(path, "w") as handle:
-            dataset = handle.create_dataset(
-                encoding.key, shape=block.shape, dtype=block.dtype, chunks=chunks,
-                **encoding.h5py_options,
-            )
-            dataset_id = dataset.id
-            for offset in _chunk_offsets(block.shape, chunks):
-                piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
-                if piece.shape != chunks:  # edge chunk: HDF5 stores every chunk at full size
-                    if padded is None:
-                        padded = np.zeros(chunks, block.dtype)
-                    else:
-                        padded[...] = 0
-                    padded[tuple(slice(0, n) for n in piece.shape)] = piece
-                    piece = padded
-                else:
-                    piece = np.ascontiguousarray(piece)
-                compressed = codec.encode(piece)
-                if len(compressed) < chunk_bytes:
-                    dataset_id.write_direct_chunk(offset, compressed)
-                else:  # incompressible: stored raw, filter 0 marked as skipped
-                    dataset_id.write_direct_chunk(offset, piece.tobytes(), filter_mask=1)
+
+@dataclass(eq=False)
+class PreparedBlock:
+    """A block on its way to disk: compressed by a worker, written out by ``store``.
+
+    Blosc blocks keep their compressed chunks here (``stored``) so that the HDF5 writing, which
+    the library serializes anyway, runs on one thread of its own and compression workers never
+    wait for it; other encodings were already written to ``temporary`` by the worker.
+    """
+
+    temporary: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    encoding: BlockEncoding
+    stored: list[tuple[tuple, bytes, int]] | None
+
+    def store(self) -> Path:
+        if self.stored is not None:
+            store_compressed(self.temporary, self.shape, self.dtype, self.encoding, self.stored)
+            self.stored = None
+        return self.temporary
+
+
+def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding) -> PreparedBlock:
+    """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings)."""
+    if compresses_in_workers(encoding, block.size):
+        stored = compress_chunks(block, encoding)
     else:
-        with h5py.File(path, "w") as handle:
-            if encoding.kind == "pipeline" and block.size > TINY_BLOCK:
-                chunks = tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, block.shape))
-                handle.create_dataset(encoding.key, data=block, chunks=chunks,
-                                      **encoding.h5py_options)
-            else:
-                handle.create_dataset(encoding.key, data=block)
+        encode_block_file(temporary, block, encoding)
+        stored = None
+    return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored)
+
+
+def block_encoding(
+    data: np.ndarray, key: str, compression: Any, level: int | None,
+    chunk_shape: Sequence[int] | None,
+) -> BlockEncoding:
+    chunks = tuple(chunk_shape) if chunk_shape else default_chunk_shape(data.shape, data.itemsize)
+    return BlockEncoding.for_compression(compression, level, key, chunks)
+
+
+def temporary_name(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def publish_temporary(temporary: Path, path: Path) -> None:
+    """fsync a finished ``.tmp`` block file, then rename it into place."""
+    fsync_path(temporary)
+    os.replace(temporary, path)
 
 
 def write_block_file(
@@ -187,9 +264,5 @@ def write_block_file(
 ) -> None:
     """Write one block under a temporary name, fsync, then rename into place."""
     data = np.ascontiguousarray(data)
-    chunks = tuple(chunk_shape) if chunk_shape else default_chunk_shape(data.shape, data.itemsize)
-    encoding = BlockEncoding.for_compression(compression, level, key, chunks)
-    temporary = path.with_name(path.name + ".tmp")
-    encode_block_file(temporary, data, encoding)
-    fsync_path(temporary)
-    os.replace(temporary, path)
+    encoding = block_encoding(data, key, compression, level, chunk_shape)
+    publish_temporary(prepare_block(temporary_name(path), data, encoding).store(), path)

@@ -17,10 +17,14 @@ How a block travels:
    ``max_pending_blocks`` blocks are in flight (handed over, not yet committed); beyond that
    ``append`` waits (back-pressure), so memory stays bounded by ``max_pending_blocks + 1``
    block buffers (which are reused).
-2. A worker splits the block into inner chunks, compresses each one as a Blosc1 buffer with
-   numcodecs (c-blosc 1.x, which runs without the GIL, so workers compress in parallel) and
-   stores it with HDF5's direct chunk write into ``0003.h5.tmp``; a chunk that blosc cannot
-   shrink is stored raw with the filter-skipped bit set, like the HDF5 blosc filter does.
+2. A worker splits the block into inner chunks and compresses each one as a Blosc1 buffer with
+   numcodecs (c-blosc 1.x, which runs without the GIL, so workers compress in parallel); a
+   chunk that blosc cannot shrink is kept raw with the filter-skipped bit set, like the HDF5
+   blosc filter does. The block buffer is then free for reuse. One store thread writes the
+   chunks with HDF5's direct chunk write into ``0003.h5.tmp`` (HDF5 serializes its calls, so
+   workers that wrote themselves would wait for each other). Memory: at most
+   ``max_pending_blocks`` blocks in flight, each as a buffer or as its compressed chunks, plus
+   the buffer being filled.
 3. One committer thread publishes the written blocks strictly in order, over the contiguous
    prefix of finished blocks, so that compression workers never wait for the disk: it fsyncs
    ``0003.h5.tmp``, replaces ``stack_metadata.json`` atomically with ``shape_full[0]``
@@ -53,9 +57,10 @@ import numpy as np
 
 from .block_file import (
     BlockEncoding,
+    PreparedBlock,
     default_chunk_shape,
-    encode_block_file,
     fsync_path,
+    prepare_block,
 )
 from .errors import SplitDatasetError
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
@@ -203,6 +208,8 @@ class SplitDatasetWriter:
         self._closed = False
         self.threads = max(1, min(effective_threads(threads), self.max_pending_blocks))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="split_dataset_writer")
+        # HDF5 serializes every call: one thread writes the files, compression never waits
+        self._store = ThreadPoolExecutor(1, thread_name_prefix="split_dataset_store")
         self._committer = threading.Thread(
             target=self._run_committer, name="split_dataset_committer", daemon=True
         )
@@ -320,26 +327,42 @@ class SplitDatasetWriter:
     # --- workers -----------------------------------------------------------------------------
 
     def _work(self, index: int, holder: list) -> None:
-        """Compress and write one block as ``NNNN.h5.tmp``, then leave it to the committer."""
+        """Compress one block (other encodings: write its ``NNNN.h5.tmp``), free its buffer,
+        and queue it for the store thread."""
         block = holder.pop()
         frames = block.shape[0]
         temporary = self.path / (self._block_name(index) + ".tmp")
-        written = False
+        prepared = None
         try:
             if self._publishable(index):  # else a block before it failed: it can never be
-                encode_block_file(temporary, block, self._encoding)
-                written = True
+                prepared = prepare_block(temporary, block, self._encoding)
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, index)
         finally:
-            with self._changed:
+            with self._lock:
                 if block.shape[0] == self.frames_per_block and not self._closed:
                     self._free_buffers.append(block)  # reused for a later block
+            del block
+        if prepared is None:
+            self._release_slot()
+            return
+        self._store.submit(self._store_block, index, frames, prepared)
+
+    def _store_block(self, index: int, frames: int, prepared: PreparedBlock) -> None:
+        """Write a compressed block's ``NNNN.h5.tmp``, then leave it to the committer."""
+        written = False
+        try:
+            if self._publishable(index):
+                prepared.store()
+                written = True
+        except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
+            self._fail(error, prepared.temporary, index)
+        finally:
+            with self._changed:
                 handed = written and self._publishable_locked(index)
                 if handed:
                     self._finished[index] = frames
                     self._changed.notify()
-            del block
             if not handed:
                 self._release_slot()
 
@@ -462,7 +485,8 @@ class SplitDatasetWriter:
                 self._submit_buffer()  # the partial last block, stored truncated
             self._buffer = None
         finally:
-            self._pool.shutdown(wait=True)  # every block is written (or failed)...
+            self._pool.shutdown(wait=True)  # every block is compressed (or failed)...
+            self._store.shutdown(wait=True)  # ...written (or failed)...
             with self._changed:
                 self._stopping = True
                 self._changed.notify()

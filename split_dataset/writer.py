@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .block_file import write_block_file
+from .block_file import (
+    PreparedBlock,
+    block_encoding,
+    prepare_block,
+    publish_temporary,
+    temporary_name,
+    write_block_file,
+)
 from .blocks import Blocks
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
@@ -162,20 +169,37 @@ def save_to_split_dataset(
         from tqdm import tqdm
 
         blocks = tqdm(blocks, total=target.n_blocks, desc="writing blocks", unit="file")
-    # The source is read here, one block at a time (h5py and zarr sources are not thread-safe);
-    # blocks are compressed and written on worker threads, at most two per thread in flight.
+    # The source is read here, one block at a time (h5py and zarr sources are not thread-safe).
+    # Three stages, each bounded to two blocks per worker in flight: ``threads`` workers
+    # compress; one thread writes the HDF5 files (HDF5 serializes its calls anyway); one more
+    # fsyncs and renames them. Compression never waits for HDF5 or for the disk.
     n_threads = effective_threads(threads)
-    in_flight: deque[Future] = deque()
-    with ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool:
+    compressing: deque[Future] = deque()
+    storing: deque[Future] = deque()
+    published: list[Future] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="split_dataset_fsync") as durability, \
+            ThreadPoolExecutor(1, thread_name_prefix="split_dataset_store") as store, \
+            ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool:
+
+        def compress(path: Path, block: np.ndarray) -> tuple[Path, PreparedBlock]:
+            block = np.ascontiguousarray(block)
+            encoding = block_encoding(block, key, compression, compression_level, chunk_shape)
+            return path, prepare_block(temporary_name(path), block, encoding)
+
+        def write(path: Path, prepared: PreparedBlock) -> Future:
+            return durability.submit(publish_temporary, prepared.store(), path)
+
+        def advance(limit: int) -> None:
+            while len(compressing) > limit:
+                storing.append(store.submit(write, *compressing.popleft().result()))
+            while len(storing) > limit:
+                published.append(storing.popleft().result())
+
         for file_name, (_, slices) in blocks:
-            while len(in_flight) >= 2 * n_threads:
-                in_flight.popleft().result()
-            in_flight.append(
-                pool.submit(
-                    write_block_file, target.root / file_name, np.asarray(data[slices]), key,
-                    compression, compression_level, chunk_shape,
-                )
-            )
-        for future in in_flight:
+            advance(2 * n_threads - 1)
+            compressing.append(pool.submit(compress, target.root / file_name,
+                                           np.asarray(data[slices])))
+        advance(0)
+        for future in published:
             future.result()
     return target.finalize()

@@ -195,7 +195,7 @@ def test_append_copies_the_callers_frames(tmp_path):
 
 
 def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
-    real_write = streaming.encode_block_file
+    real_write = streaming.prepare_block
     lock, active, peak = threading.Lock(), [0], [0]
 
     def slow_disk(path, block, encoding):
@@ -204,12 +204,12 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
             peak[0] = max(peak[0], active[0])
         try:
             time.sleep(0.02)
-            real_write(path, block, encoding)
+            return real_write(path, block, encoding)
         finally:
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(streaming, "encode_block_file", slow_disk)
+    monkeypatch.setattr(streaming, "prepare_block", slow_disk)
     frames = np.arange(40 * 32 * 32, dtype=np.uint16).reshape(40, 32, 32)
     writer = SplitDatasetWriter(tmp_path / "ds", (32, 32), np.uint16, 2, threads=2,
                                 max_pending_blocks=3)
@@ -229,13 +229,13 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
 
 
 def test_memory_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
-    real_write = streaming.encode_block_file
+    real_write = streaming.prepare_block
 
     def slow_disk(path, block, encoding):
         time.sleep(0.005)
-        real_write(path, block, encoding)
+        return real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "encode_block_file", slow_disk)
+    monkeypatch.setattr(streaming, "prepare_block", slow_disk)
     frame_shape, per_block, pending, blocks = (256, 256), 4, 2, 60
     block_bytes = per_block * 256 * 256 * 2
     frame = np.random.default_rng(0).integers(0, 999, frame_shape).astype(np.uint16)
@@ -251,26 +251,27 @@ def test_memory_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
     finally:
         tracemalloc.stop()
     assert writer.max_pending_seen == pending
-    # the blocks in flight, the full one waiting for a slot, per worker the temporaries of one
-    # 128 KiB chunk (~240 KiB measured: numcodecs' output buffer, the compressed bytes), and
-    # 2 MiB for the interpreter's own tables (its interned-strings dict may grow meanwhile):
-    # about 4 blocks measured, whereas the stream was 60 blocks
+    # the buffers of the blocks in flight and of the full one waiting for a slot, the
+    # compressed chunks of the blocks in flight (at most their raw size), per worker the
+    # temporaries of one 128 KiB chunk (~240 KiB measured: numcodecs' output buffer, the
+    # compressed bytes), and 2 MiB for the interpreter's own tables (its interned-strings dict
+    # may grow meanwhile); whereas the stream was 60 blocks
     chunk_bytes = 256 * 256 * 2
-    bound = (pending + 1) * block_bytes + 2 * 2 * chunk_bytes + 2 * 2**20
+    bound = (2 * pending + 1) * block_bytes + 2 * 2 * chunk_bytes + 2 * 2**20
     assert peak < bound, (peak / block_bytes, bound / block_bytes)
     assert SplitDataset(tmp_path / "ds").shape == (blocks * per_block, 256, 256)
 
 
 def test_blocks_finishing_out_of_order_are_published_in_order(tmp_path, monkeypatch):
-    real_write = streaming.encode_block_file
+    real_write = streaming.prepare_block
     release = threading.Event()
 
     def block_1_is_slow(path, block, encoding):
         if path.name == "0001.h5.tmp":
             assert release.wait(10)
-        real_write(path, block, encoding)
+        return real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "encode_block_file", block_1_is_slow)
+    monkeypatch.setattr(streaming, "prepare_block", block_1_is_slow)
     data = np.arange(8 * 40 * 40, dtype=np.uint16).reshape(8, 40, 40)
     writer = SplitDatasetWriter(tmp_path / "ds", (40, 40), np.uint16, 2, threads=2,
                                 max_pending_blocks=4)
@@ -384,22 +385,22 @@ def test_failure_in_the_last_block_is_raised_by_close(tmp_path, monkeypatch):
     with pytest.raises(BlockWriteError, match=r"0000\.h5\.tmp.*No space left") as raised:
         with SplitDatasetWriter(tmp_path / "ds", (20, 20), np.uint16, 8) as writer:
             writer.append(data)
-            monkeypatch.setattr(streaming, "encode_block_file", full_disk)
+            monkeypatch.setattr(streaming, "prepare_block", full_disk)
     assert raised.value.errno == 28
     assert writer.frames_written == 0
 
 
 def test_blocks_before_a_failed_one_are_still_published(tmp_path, monkeypatch):
-    real_write = streaming.encode_block_file
+    real_write = streaming.prepare_block
 
     def block_1_slow_block_2_fails(path, block, encoding):
         if path.name == "0001.h5.tmp":
             time.sleep(0.2)  # finishes long after block 2 failed
         if path.name == "0002.h5.tmp":
             raise PermissionError(13, "Permission denied")
-        real_write(path, block, encoding)
+        return real_write(path, block, encoding)
 
-    monkeypatch.setattr(streaming, "encode_block_file", block_1_slow_block_2_fails)
+    monkeypatch.setattr(streaming, "prepare_block", block_1_slow_block_2_fails)
     data = np.arange(8 * 30 * 30, dtype=np.uint16).reshape(8, 30, 30)
     writer = SplitDatasetWriter(tmp_path / "ds", (30, 30), np.uint16, 2, threads=2)
     with pytest.raises(BlockWriteError, match=r"0002\.h5\.tmp.*Permission denied"):
