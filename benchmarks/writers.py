@@ -73,8 +73,15 @@ def writer_chunks(array: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def _split(items: list, parts: int) -> list[list]:
-    return [items[i::parts] for i in range(parts)]
+def _timed_on_threads(work, items: list, threads: int) -> float:
+    """Seconds for ``threads`` threads to run ``work`` on interleaved shares of ``items``."""
+    started = time.perf_counter()
+    if threads == 1:
+        work(items)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, [items[i::threads] for i in range(threads)]))
+    return time.perf_counter() - started
 
 
 def compression_time(chunks: list[np.ndarray], cname: str, threads: int, level: int = 9) -> float:
@@ -90,13 +97,7 @@ def compression_time(chunks: list[np.ndarray], cname: str, threads: int, level: 
         for chunk in part:
             codec.encode(chunk)
 
-    started = time.perf_counter()
-    if threads == 1:
-        compress(chunks)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(compress, _split(chunks, threads)))
-    return time.perf_counter() - started
+    return _timed_on_threads(compress, chunks, threads)
 
 
 def file_write_time(folder: Path, blocks: list[np.ndarray], threads: int, fsync: bool) -> float:
@@ -113,14 +114,7 @@ def file_write_time(folder: Path, blocks: list[np.ndarray], threads: int, fsync:
                     handle.flush()
                     os.fsync(handle.fileno())
 
-    items = list(enumerate(blocks))
-    started = time.perf_counter()
-    if threads == 1:
-        write_part(items)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(write_part, _split(items, threads)))
-    elapsed = time.perf_counter() - started
+    elapsed = _timed_on_threads(write_part, list(enumerate(blocks)), threads)
     for path in folder.glob("*.bin"):
         path.unlink()
     return elapsed
