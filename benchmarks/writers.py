@@ -5,7 +5,8 @@ Writers: ``whole-tN`` = ``save_to_split_dataset(threads=N)``; ``stream-tN`` =
 ``SplitDatasetWriter(threads=N)``, one volume per ``append``, ``close`` included; ``pytables`` =
 PyTables ``CArray`` with ``Filters(9, complib, shuffle=True)`` per block file, exactly what
 ``flammkuchen.save`` does (``create_array`` for raw), PyTables' own chunk shapes and blosc
-threads, no fsync; ``pytables-fsync`` adds one fsync per file, as this package's writers do.
+threads, no fsync; ``pytables-fsync`` adds one fsync per file, as this package's writers do
+by default (``-nosync`` writers pass ``durable=False``).
 """
 
 from __future__ import annotations
@@ -35,21 +36,32 @@ def write_pytables(folder: Path, array: np.ndarray, tpf: int, codec: str, fsync:
                 os.fsync(handle.fileno())
 
 
-def stream(folder: Path, array: np.ndarray, tpf: int, codec: str, threads: int) -> None:
+def stream(folder: Path, array: np.ndarray, tpf: int, codec: str, threads: int,
+           durable: bool = True) -> None:
     with SplitDatasetWriter(folder, array.shape[1:], array.dtype, tpf, compression=CODECS[codec],
-                            threads=threads, resolution=RESOLUTION) as writer:
+                            threads=threads, resolution=RESOLUTION, durable=durable) as writer:
         for volume in array:
             writer.append(volume)
 
 
+def writer_threads(writer: str) -> int | None:
+    """``whole-t2-nosync`` -> 2; None for the package default."""
+    for part in writer.split("-"):
+        if part[:1] == "t" and part[1:].isdigit():
+            return int(part[1:])
+    return None
+
+
 def write(writer: str, folder: Path, array: np.ndarray, tpf: int, codec: str) -> None:
-    """Write ``array`` to ``folder`` with one of the writers named in the module docstring."""
+    """Write ``array`` to ``folder`` with one of the writers named in the module docstring
+    (``-nosync``: ``durable=False``, no fsync)."""
+    durable = not writer.endswith("-nosync")
     if writer.startswith("whole"):
         save_to_split_dataset(array, folder, block_size=(tpf,) + array.shape[1:],
                               compression=CODECS[codec], resolution=RESOLUTION,
-                              threads=int(writer[-1]) if writer[-2:-1] == "t" else None)
+                              threads=writer_threads(writer), durable=durable)
     elif writer.startswith("stream"):
-        stream(folder, array, tpf, codec, threads=int(writer[-1]))
+        stream(folder, array, tpf, codec, threads=writer_threads(writer), durable=durable)
     elif writer.startswith("pytables"):
         write_pytables(folder, array, tpf, codec, fsync=writer.endswith("fsync"))
     else:

@@ -248,9 +248,10 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def publish_temporary(temporary: Path, path: Path) -> None:
-    """fsync a finished ``.tmp`` block file, then rename it into place."""
-    fsync_path(temporary)
+def publish_temporary(temporary: Path, path: Path, durable: bool = True) -> None:
+    """fsync a finished ``.tmp`` block file (if ``durable``), then rename it into place."""
+    if durable:
+        fsync_path(temporary)
     os.replace(temporary, path)
 
 

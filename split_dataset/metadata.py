@@ -197,13 +197,17 @@ def read_legacy_metadata(block_file: Path) -> StackMetadata:
     return parse_metadata(raw, block_file / LEGACY_METADATA_GROUP)
 
 
-def write_json_metadata(folder: Path, metadata: StackMetadata, prefix: str = "") -> Path:
-    """Write the JSON atomically (temporary file, fsync, rename): readers never see half of it."""
+def write_json_metadata(
+    folder: Path, metadata: StackMetadata, prefix: str = "", durable: bool = True
+) -> Path:
+    """Write the JSON atomically (temporary file, fsync unless not ``durable``, rename):
+    readers never see half of it."""
     target = Path(folder) / f"{prefix}{METADATA_SUFFIX}"
     temporary = target.with_name(target.name + ".tmp")
     with open(temporary, "w") as handle:
         json.dump(metadata.to_json_dict(), handle)
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
     os.replace(temporary, target)
     return target

@@ -90,6 +90,9 @@ class SplitDatasetWriter:
     (default: the package's thread default, at most ``max_pending_blocks``), plus one thread
     that fsyncs and publishes blocks. ``chunk_shape``: inner chunks of a block (default
     ``default_chunk_shape``: one row band of one plane; ignored when uncompressed).
+    ``durable=False`` skips every fsync: a killed process still leaves whole blocks and
+    consistent metadata (renames are atomic), but a power cut or an OS crash may lose the
+    latest ones; it writes at page-cache speed.
 
     ``append`` copies the frames and returns; when ``max_pending_blocks`` blocks are in flight
     (handed over, not yet durably published) it waits for one. A failure (disk full,
@@ -118,6 +121,7 @@ class SplitDatasetWriter:
         threads: int | None = None,
         max_pending_blocks: int = 4,
         chunk_shape: Sequence[int] | None = None,
+        durable: bool = True,
     ) -> None:
         if isinstance(frame_shape, (int, np.integer)):
             frame_shape = (int(frame_shape),)
@@ -128,6 +132,7 @@ class SplitDatasetWriter:
         if self.dtype.hasobject or self.dtype.itemsize == 0:
             raise ValueError(f"dtype {self.dtype} cannot be stored")
         self.frames_per_block = int(frames_per_block)
+        self.durable = bool(durable)
         if self.frames_per_block < 1:
             raise ValueError(f"frames_per_block must be at least 1, got {frames_per_block}")
         if int(max_pending_blocks) < 1:
@@ -183,7 +188,7 @@ class SplitDatasetWriter:
         prepare_destination(self.path, overwrite)
         self._folder_fd = os.open(self.path, os.O_RDONLY)
         # From the first moment on, the folder opens as a (still empty) dataset.
-        write_json_metadata(self.path, self._metadata)
+        write_json_metadata(self.path, self._metadata, durable=self.durable)
 
         # state shared with the workers, under _lock
         self._lock = threading.Lock()
@@ -431,17 +436,18 @@ class SplitDatasetWriter:
         (all of them, or the ones before a failure, which is then recorded)."""
         names = [self._block_name(index) for index, _ in batch]
         failure: tuple[BaseException, Path, int] | None = None
-        durable = 0
+        ready = 0  # blocks fsynced (or not to be), in order
         for (index, _), name in zip(batch, names):
             try:
-                fsync_path(self.path / (name + ".tmp"))
+                if self.durable:
+                    fsync_path(self.path / (name + ".tmp"))
             except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
                 failure = (error, self.path / (name + ".tmp"), index)
                 break
-            durable += 1
+            ready += 1
         published = 0
-        if durable:
-            total = committed + sum(frames for _, frames in batch[:durable])
+        if ready:
+            total = committed + sum(frames for _, frames in batch[:ready])
             current, index = self.path / METADATA_SUFFIX, batch[0][0]
             try:
                 # JSON first: it may announce more frames than the files hold, which the reader
@@ -449,15 +455,18 @@ class SplitDatasetWriter:
                 # Then the renames that publish the blocks, in order. The folder is fsynced
                 # after each step, so that this order also holds after a power cut.
                 write_json_metadata(
-                    self.path, self._metadata.with_shape_full((total,) + self.frame_shape)
+                    self.path, self._metadata.with_shape_full((total,) + self.frame_shape),
+                    durable=self.durable,
                 )
-                os.fsync(self._folder_fd)
-                for (index, _), name in zip(batch[:durable], names):
+                if self.durable:
+                    os.fsync(self._folder_fd)
+                for (index, _), name in zip(batch[:ready], names):
                     current = self.path / name
                     os.replace(self.path / (name + ".tmp"), current)
                     published += 1
-                current, index = self.path, batch[durable - 1][0] + 1
-                os.fsync(self._folder_fd)
+                current, index = self.path, batch[ready - 1][0] + 1
+                if self.durable:
+                    os.fsync(self._folder_fd)
             except BaseException as error:  # noqa: BLE001
                 failure = (error, current, index)  # the first failure in the order of blocks
         if failure is not None:

@@ -1,6 +1,6 @@
 """Child process of the kill test: streams frames into a SplitDatasetWriter until SIGKILLed.
 
-    python streaming_kill_child.py FOLDER SEED N_FRAMES FRAMES_PER_BLOCK COMPRESSION
+    python streaming_kill_child.py FOLDER SEED N_FRAMES FRAMES_PER_BLOCK COMPRESSION DURABLE
 
 Prints ``ready`` once imported, waits for a line on stdin, then appends frames in random batch
 sizes (seeded) and after every append prints ``<frames appended> <frames written>`` (written =
@@ -30,7 +30,7 @@ def expected_frames(n: int) -> np.ndarray:
 
 
 def main(argv: list[str]) -> None:
-    folder, seed, n_frames, per_block, compression = argv
+    folder, seed, n_frames, per_block, compression, durable = argv
     from split_dataset.streaming import SplitDatasetWriter
 
     rng = np.random.default_rng(int(seed))
@@ -40,7 +40,8 @@ def main(argv: list[str]) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     writer = SplitDatasetWriter(folder, FRAME_SHAPE, np.uint16, per_block,
-                                compression=compression, threads=2, max_pending_blocks=3)
+                                compression=compression, threads=2, max_pending_blocks=3,
+                                durable=durable == "durable")
     position = 0
     while position < n_frames:
         count = min(int(rng.integers(1, 2 * per_block + 2)), n_frames - position)

@@ -440,14 +440,14 @@ KILL_FRAMES = 48
 KILL_CHILD = TESTS / "streaming_kill_child.py"
 
 
-def _start_child(folder: Path, seed: int, per_block: int, compression: str):
+def _start_child(folder: Path, seed: int, per_block: int, compression: str, durable: str):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), str(TESTS)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )
     return subprocess.Popen(
         [sys.executable, str(KILL_CHILD), str(folder), str(seed), str(KILL_FRAMES),
-         str(per_block), compression],
+         str(per_block), compression, durable],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )
 
@@ -497,21 +497,22 @@ def test_sigkill_at_random_moments_leaves_a_readable_dataset(tmp_path):
         rng = np.random.default_rng(1000 + run)
         per_block = (1, 3, 4, 5)[run % 4]
         compression = ("blosc", "blosc:lz4", "none", "blosc:zstd", "blosc")[run % 5]
+        durable = "no-fsync" if run % 3 == 1 else "durable"  # renames alone survive a kill
         target = KILL_FRAMES + 1 if run % 8 == 7 else int(rng.integers(0, KILL_FRAMES))
-        plans.append((tmp_path / f"run{run:02d}", 1000 + run, per_block, compression, target,
-                      float(rng.uniform(0, 0.01))))
+        plans.append((tmp_path / f"run{run:02d}", 1000 + run, per_block, compression, durable,
+                      target, float(rng.uniform(0, 0.01))))
     outcomes: Counter = Counter()
     leftover_tmp = 0
     started = time.perf_counter()
-    child = _start_child(*plans[0][:2], *plans[0][2:4])
+    child = _start_child(*plans[0][:5])
     following = None
     try:
-        for run, (folder, seed, per_block, compression, target, delay) in enumerate(plans):
+        for run, (folder, seed, per_block, compression, _, target, delay) in enumerate(plans):
             assert child.stdout.readline().strip() == "ready", "the child failed to start"
             child.stdin.write("go\n")
             child.stdin.flush()
             if run + 1 < KILL_RUNS:  # the next child imports while this one streams
-                following = _start_child(*plans[run + 1][:2], *plans[run + 1][2:4])
+                following = _start_child(*plans[run + 1][:5])
             lines = []
             while True:  # let it stream until `target` frames are appended (or it closed)
                 line = child.stdout.readline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import flammkuchen
 import h5py
@@ -136,3 +137,27 @@ def test_empty_split_dataset_blocks_from_worker_processes(tmp_path):
         ]
         assert sorted(f.result() for f in futures) == list(range(5))
     np.testing.assert_array_equal(target.finalize()[...], data)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_fsyncs_every_file_and_durable_false_none(tmp_path, movie, monkeypatch, durable):
+    """Both writers: fsync before each rename by default; ``durable=False`` never fsyncs and
+    still publishes whole files under their final names only."""
+    from split_dataset import SplitDatasetWriter
+
+    real_fsync, calls = os.fsync, []
+
+    def counting_fsync(fd):
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    saved = save_to_split_dataset(movie, tmp_path / "whole", block_size=3, durable=durable)
+    with SplitDatasetWriter(tmp_path / "stream", movie.shape[1:], movie.dtype, 3,
+                            durable=durable) as writer:
+        writer.append(movie)
+    n_files = len(saved.file_names)
+    assert (len(calls) >= 2 * n_files) if durable else not calls
+    for folder in ("whole", "stream"):
+        assert not list((tmp_path / folder).glob("*.tmp"))
+        np.testing.assert_array_equal(SplitDataset(tmp_path / folder)[...], movie)
