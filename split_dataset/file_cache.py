@@ -43,9 +43,14 @@ class OpenBlockFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self.layout.lazy is not None:
+            self.layout.lazy.close()
 
     def __del__(self) -> None:  # a dataset dropped without close() must not leak descriptors
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit h5py may be half torn down
+            pass
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -76,7 +81,7 @@ class FileCache:
                 entry.pins += 1
                 return entry
         # Replaced or grown since it was indexed, or new: (re)build the index outside the lock.
-        fresh = OpenBlockFile(read_file_layout(path, key), stat)
+        fresh = OpenBlockFile(read_file_layout(path, key, lazy=True), stat)
         fresh.pins = 1
         with self._lock:
             stale = self._entries.pop(path, None)
@@ -113,7 +118,10 @@ class FileCache:
                 self._release(entry)
 
     def layout(self, path: Path, key: str | None = None) -> FileLayout:
+        """The file's layout with every chunk indexed."""
         with self.acquire([path], key) as (entry,):
+            if entry.layout.lazy is not None:
+                entry.layout.lazy.ensure_all()
             return entry.layout
 
     def clear(self) -> None:

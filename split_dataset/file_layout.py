@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .chunk_index import LOOKUPS_PER_READ, LazyChunkIndex, index_all_chunks
 from .errors import BlockFileError, NoStackError
 
 # HDF5 filter ids.
@@ -102,7 +103,8 @@ def probe_stack(path: Path) -> StackSummary:
 class FileLayout:
     """The stack dataset of one file: shape, dtype, chunking, codec and chunk byte ranges.
 
-    ``chunk_offset[i]`` is -1 for a chunk that was never written (read as the fill value).
+    ``chunk_offset[i]`` is -1 for a chunk that was never written (read as the fill value), and
+    ``chunk_index.UNKNOWN`` for one that ``lazy`` has not looked up yet.
     """
 
     path: Path
@@ -119,6 +121,7 @@ class FileLayout:
     chunk_mask: np.ndarray  # int64 HDF5 filter mask (bit i: filter i skipped)
     file_size: int
     file_mtime_ns: int
+    lazy: LazyChunkIndex | None = None  # chunks looked up as reads need them (UNKNOWN offsets)
 
     @property
     def chunk_nbytes(self) -> int:
@@ -192,27 +195,16 @@ def _chunked_table(dataset, shape, chunk):
     offsets = np.full(count, -1, dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
     masks = np.zeros(count, dtype=np.int64)
-    chunk_array = np.asarray(chunk, dtype=np.int64)
-    grid_strides = np.asarray(
-        [int(np.prod(grid[a + 1 :])) for a in range(len(grid))], dtype=np.int64
-    )
-    records: list[tuple[tuple[int, ...], int, int, int]] = []
-
-    def collect(info) -> None:
-        records.append((info.chunk_offset, info.filter_mask, info.byte_offset, info.size))
-
-    dataset.id.chunk_iter(collect)
-    if records:
-        origins = np.asarray([r[0] for r in records], dtype=np.int64).reshape(-1, len(shape))
-        linear = (origins // chunk_array) @ grid_strides
-        masks[linear] = [r[1] for r in records]
-        offsets[linear] = [r[2] for r in records]
-        sizes[linear] = [r[3] for r in records]
+    index_all_chunks(dataset, chunk, grid, offsets, sizes, masks)
     return grid, offsets, sizes, masks
 
 
-def read_file_layout(path: Path, key: str | None = None) -> FileLayout:
-    """Open ``path`` with h5py once and record everything the fast reader needs."""
+def read_file_layout(path: Path, key: str | None = None, lazy: bool = False) -> FileLayout:
+    """Open ``path`` with h5py once and record everything the fast reader needs.
+
+    With ``lazy``, a chunked dataset of many chunks gets an index that is filled in as reads
+    need it (``FileLayout.lazy``, which keeps the file open in h5py until it is complete).
+    """
     import h5py
 
     try:
@@ -223,7 +215,8 @@ def read_file_layout(path: Path, key: str | None = None) -> FileLayout:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
-    with handle:
+    lazy_index = None
+    try:
         if key is None or key not in handle:
             key = stack_key(handle, path)
         dataset = handle[key]
@@ -245,12 +238,24 @@ def read_file_layout(path: Path, key: str | None = None) -> FileLayout:
                 codec = Codec.RAW
             else:
                 chunk = tuple(int(c) for c in dataset.chunks)
-                grid, offsets, sizes, masks = _chunked_table(dataset, shape, chunk)
                 codec = _PIPELINES.get(tuple(f for f, _ in filters), Codec.H5PY)
+                grid = _grid(shape, chunk)
+                count = int(np.prod(grid))
+                if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
+                    offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))
+                    lazy_index = LazyChunkIndex(Path(path), handle, dataset, chunk, grid,
+                                                offsets, sizes, masks)
+                else:
+                    grid, offsets, sizes, masks = _chunked_table(dataset, shape, chunk)
         except (OSError, RuntimeError) as error:
             raise BlockFileError(f"{path}: cannot index the chunks of '{key}': {error}") from error
         if fill.tobytes() != bytes(dtype.itemsize) or dtype.hasobject or dtype.kind in "OUSV":
             codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
+            if lazy_index is not None:
+                lazy_index.ensure_all()
+    finally:
+        if lazy_index is None or lazy_index.complete:
+            handle.close()
     return FileLayout(
         path=Path(path),
         key=key,
@@ -266,5 +271,5 @@ def read_file_layout(path: Path, key: str | None = None) -> FileLayout:
         chunk_mask=masks,
         file_size=stat.st_size,
         file_mtime_ns=stat.st_mtime_ns,
+        lazy=None if lazy_index is None or lazy_index.complete else lazy_index,
     )
-

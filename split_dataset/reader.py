@@ -88,6 +88,13 @@ def _file_entry(entry: OpenBlockFile) -> tuple:
     )
 
 
+def _chunks_of_file(plan: ReadPlan, slot: int, chunk_grid: tuple[int, ...]) -> np.ndarray:
+    """Linear indices of the chunks the plan decodes from its file ``slot``."""
+    groups = plan.task_groups[plan.task_file == slot]
+    strides = np.cumprod((1,) + tuple(chunk_grid[:0:-1]), dtype=np.int64)[::-1]
+    return plan.group_chunk[groups] @ strides
+
+
 def _describe_failure(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> str:
     task = context.error_task
     entry = entries[plan.task_file[task]]
@@ -191,6 +198,10 @@ def _read_batch(
         plan = plan_chunks(
             block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, entries)}
         )
+        for slot, entry in enumerate(entries):
+            lazy = entry.layout.lazy
+            if lazy is not None and not lazy.complete:
+                lazy.ensure(_chunks_of_file(plan, slot, entry.layout.chunk_grid))
         out_strides = [out.strides[a] if a >= 0 else 0 for a in plan.out_axis]
         context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
         context.background = background

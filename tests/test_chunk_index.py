@@ -1,0 +1,117 @@
+"""Chunk indexes filled in as reads need them: same results as a full index, at any moment."""
+
+from __future__ import annotations
+
+import threading
+
+import h5py
+import numpy as np
+import pytest
+from datasets import write_split_dataset
+
+from split_dataset import SplitDataset
+from split_dataset.chunk_index import LOOKUPS_PER_READ, UNKNOWN
+
+
+@pytest.fixture
+def many_chunks(tmp_path):
+    """Two files of 6 x 4 x (8, 16) planes, one chunk per 4 rows: 6 * 4 * 2 = 48 chunks each."""
+    rng = np.random.default_rng(11)
+    array = rng.integers(0, 5000, (12, 4, 8, 16)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (6, 4, 8, 16), (1, 1, 4, 16), "blosc")
+    return folder, array
+
+
+def _entry(ds, block):
+    with ds._cache.acquire([ds._grid.files[block]], ds.data_key) as (entry,):
+        return entry
+
+
+def test_a_plane_looks_up_only_its_chunks(many_chunks):
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[7, 2], array[7, 2])
+    layout = _entry(ds, 1).layout
+    assert layout.lazy is not None and not layout.lazy.complete
+    known = np.flatnonzero(layout.chunk_offset != UNKNOWN)
+    assert known.size == 2  # the plane's two chunks, nothing else
+    np.testing.assert_array_equal(ds[1:9:3, :, 5], array[1:9:3, :, 5])
+    assert _entry(ds, 0).layout.chunk_offset[0] == UNKNOWN  # (0, 0, 0) was never needed
+
+
+def test_a_bulk_read_indexes_the_whole_file_at_once(many_chunks):
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    ds[0, 0]
+    np.testing.assert_array_equal(ds[:], array)  # needs more than LOOKUPS_PER_READ chunks
+    for block in (0, 1):
+        layout = _entry(ds, block).layout
+        assert layout.lazy.complete and not np.any(layout.chunk_offset == UNKNOWN)
+
+
+def test_public_layout_is_always_complete(many_chunks):
+    folder, _ = many_chunks
+    ds = SplitDataset(folder)
+    ds[0, 0]
+    layout = ds.layout(0)
+    with h5py.File(folder / "0000.h5", "r") as handle:
+        expected = []
+        handle["stack_4D"].id.chunk_iter(lambda info: expected.append(info.byte_offset))
+    assert sorted(layout.chunk_offset.tolist()) == sorted(expected)
+
+
+def test_many_single_lookups_switch_to_a_full_index(many_chunks):
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    for i in range(7):  # distinct planes of file 0, 2 chunks each: the 7th exceeds 48 / 4
+        np.testing.assert_array_equal(ds[i % 6, i % 4], array[i % 6, i % 4])
+    assert _entry(ds, 0).layout.lazy.complete
+    assert LOOKUPS_PER_READ < 48
+
+
+def test_unwritten_chunks_found_by_lookup_read_as_zeros(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    with h5py.File(folder / "0000.h5", "w") as handle:
+        dataset = handle.create_dataset("stack_3D", shape=(40, 8, 8), chunks=(1, 8, 8),
+                                        dtype="u2")
+        dataset[5] = 7  # every other chunk is never written
+    (folder / "stack_metadata.json").write_text(
+        '{"shape_full": [40, 8, 8], "shape_block": [40, 8, 8]}'
+    )
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[5], np.full((8, 8), 7, np.uint16))
+    np.testing.assert_array_equal(ds[6], np.zeros((8, 8), np.uint16))
+    assert not _entry(ds, 0).layout.lazy.complete
+
+
+def test_threads_reading_a_lazily_indexed_file_agree_with_numpy(many_chunks):
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    errors = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(40):
+                key = (int(rng.integers(12)), int(rng.integers(4)), slice(int(rng.integers(8)), None))
+                np.testing.assert_array_equal(ds.read(key, threads=2), array[key])
+        except AssertionError as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+
+
+def test_closing_releases_the_files_of_partial_indexes(many_chunks):
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    ds[3, 1]
+    lazy = _entry(ds, 0).layout.lazy
+    ds.close()
+    assert lazy._handle is None  # the h5py handle kept for lookups is closed
+    np.testing.assert_array_equal(ds[3, 1], array[3, 1])  # reopens and indexes again
