@@ -66,3 +66,28 @@ def write_split_dataset(
     metadata.update(metadata_extra or {})
     (folder / "stack_metadata.json").write_text(json.dumps(metadata))
     return folder
+
+
+def check_reads_from_threads(ds, array, random_key, n_threads: int, reads: int,
+                             threads: int | None = None) -> None:
+    """``n_threads`` Python threads read ``reads`` seeded random keys (``random_key(rng)``) from
+    ``ds`` at once, each with ``threads`` reader threads; every result must equal NumPy's."""
+    import threading
+
+    errors: list[AssertionError] = []
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(reads):
+                key = random_key(rng)
+                np.testing.assert_array_equal(ds.read(key, threads=threads), array[key])
+        except AssertionError as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker, args=(seed,)) for seed in range(n_threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    assert not errors, errors[0]

@@ -9,7 +9,6 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from format_fixtures import FIXTURES
 from datasets import write_split_dataset
 
 from split_dataset import (

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import h5py
 import numpy as np
 import pytest
-from datasets import write_split_dataset
+from datasets import check_reads_from_threads, write_split_dataset
 
 from split_dataset import SplitDataset
 from split_dataset.chunk_index import LOOKUPS_PER_READ, UNKNOWN
@@ -87,24 +85,12 @@ def test_unwritten_chunks_found_by_lookup_read_as_zeros(tmp_path):
 
 def test_threads_reading_a_lazily_indexed_file_agree_with_numpy(many_chunks):
     folder, array = many_chunks
-    ds = SplitDataset(folder)
-    errors = []
 
-    def worker(seed):
-        rng = np.random.default_rng(seed)
-        try:
-            for _ in range(40):
-                key = (int(rng.integers(12)), int(rng.integers(4)), slice(int(rng.integers(8)), None))
-                np.testing.assert_array_equal(ds.read(key, threads=2), array[key])
-        except AssertionError as error:  # pragma: no cover - reported below
-            errors.append(error)
+    def random_key(rng):
+        return (int(rng.integers(12)), int(rng.integers(4)), slice(int(rng.integers(8)), None))
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    check_reads_from_threads(SplitDataset(folder), array, random_key, n_threads=6, reads=40,
+                             threads=2)
 
 
 def test_closing_releases_the_files_of_partial_indexes(many_chunks):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from datasets import write_split_dataset
+from datasets import check_reads_from_threads, write_split_dataset
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from split_dataset import SplitDataset, get_default_threads, set_default_threads
@@ -44,24 +42,12 @@ def test_default_threads_setting():
 
 def test_concurrent_reads_from_many_python_threads(dataset):
     ds, array = dataset
-    errors = []
 
-    def worker(seed):
-        rng = np.random.default_rng(seed)
-        try:
-            for _ in range(30):
-                t = int(rng.integers(array.shape[0]))
-                key = (slice(t, None, int(rng.integers(1, 4))), int(rng.integers(6)))
-                np.testing.assert_array_equal(ds[key], array[key])
-        except AssertionError as error:  # pragma: no cover - reported below
-            errors.append(error)
+    def random_key(rng):
+        t = int(rng.integers(array.shape[0]))
+        return (slice(t, None, int(rng.integers(1, 4))), int(rng.integers(6)))
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    check_reads_from_threads(ds, array, random_key, n_threads=8, reads=30)
 
 
 def test_small_file_cache_still_reads_everything(tmp_path):
@@ -77,24 +63,12 @@ def test_native_pool_serves_simultaneous_multithreaded_reads(dataset):
     from split_dataset._ext import _chunk_reader
 
     ds, array = dataset
-    errors = []
 
-    def worker(seed):
-        rng = np.random.default_rng(seed)
-        try:
-            for _ in range(25):
-                start = int(rng.integers(array.shape[0]))
-                key = (slice(start, None), slice(None), slice(int(rng.integers(0, 40)), None, 3))
-                np.testing.assert_array_equal(ds.read(key, threads=3), array[key])
-        except AssertionError as error:  # pragma: no cover - reported below
-            errors.append(error)
+    def random_key(rng):
+        return (slice(int(rng.integers(array.shape[0])), None), slice(None),
+                slice(int(rng.integers(0, 40)), None, 3))
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    check_reads_from_threads(ds, array, random_key, n_threads=6, reads=25, threads=3)
     assert _chunk_reader.pool_size() >= 2  # the helpers really exist, and persist
 
 
