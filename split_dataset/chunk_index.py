@@ -22,16 +22,21 @@ LOOKUP_SHARE = 4  # or once 1 / LOOKUP_SHARE of the file's chunks were looked up
 
 
 def index_all_chunks(dataset, chunk_shape, grid, offsets, sizes, masks) -> None:
-    """Fill the tables of every chunk from one ``chunk_iter`` pass (unwritten chunks: -1)."""
+    """Fill the tables of every chunk from one ``chunk_iter`` pass (unwritten chunks: -1).
+
+    The tables are built aside and copied in at the end, offsets last: other threads may be
+    reading chunks looked up earlier, whose entries must never change on the way (they are
+    copied over with the same values).
+    """
     records: list[tuple[tuple[int, ...], int, int, int]] = []
 
     def collect(info) -> None:
         records.append((info.chunk_offset, info.filter_mask, info.byte_offset, info.size))
 
-    offsets[:] = -1
-    sizes[:] = 0
-    masks[:] = 0
     dataset.id.chunk_iter(collect)
+    new_offsets = np.full(len(offsets), -1, dtype=np.int64)
+    new_sizes = np.zeros(len(offsets), dtype=np.int64)
+    new_masks = np.zeros(len(offsets), dtype=np.int64)
     if records:
         ndim = len(chunk_shape)
         grid_strides = np.asarray(
@@ -39,9 +44,12 @@ def index_all_chunks(dataset, chunk_shape, grid, offsets, sizes, masks) -> None:
         )
         origins = np.asarray([r[0] for r in records], dtype=np.int64).reshape(-1, ndim)
         linear = (origins // np.asarray(chunk_shape, dtype=np.int64)) @ grid_strides
-        masks[linear] = [r[1] for r in records]
-        offsets[linear] = [r[2] for r in records]
-        sizes[linear] = [r[3] for r in records]
+        new_masks[linear] = [r[1] for r in records]
+        new_offsets[linear] = [r[2] for r in records]
+        new_sizes[linear] = [r[3] for r in records]
+    masks[:] = new_masks
+    sizes[:] = new_sizes
+    offsets[:] = new_offsets
 
 
 class LazyChunkIndex:
