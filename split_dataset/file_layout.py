@@ -253,9 +253,11 @@ def read_file_layout(path: Path, key: str | None = None, lazy: bool = False) -> 
             codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
             if lazy_index is not None:
                 lazy_index.ensure_all()
-    finally:
-        if lazy_index is None or lazy_index.complete:
-            handle.close()
+    except BaseException:
+        handle.close()
+        raise
+    if lazy_index is None or lazy_index.complete:
+        handle.close()  # else the lazy index keeps it open for its lookups
     return FileLayout(
         path=Path(path),
         key=key,
