@@ -83,7 +83,7 @@ class SplitDataset(Blocks):
         grid = blocks_per_axis(metadata.shape_full, metadata.shape_block, metadata.padding)
         if contents.block_files:
             first = self._probe(contents.block_files[0])
-            last = self._probe(contents.block_files[-1])
+            last = self._probe(contents.block_files[-1], None if first is None else first.key)
             shape = _real_shape(contents, grid, last)
             dtype = None if first is None else first.dtype
             key = None if first is None else first.key
@@ -103,10 +103,10 @@ class SplitDataset(Blocks):
         )
 
     @staticmethod
-    def _probe(path: Path) -> StackSummary | None:
+    def _probe(path: Path, key: str | None = None) -> StackSummary | None:
         """Key, shape and dtype only; chunk indexes are built on first read."""
         try:
-            return probe_stack(path)
+            return probe_stack(path, key)
         except NoStackError:
             return None
 

@@ -85,8 +85,11 @@ class StackSummary:
     dtype: np.dtype
 
 
-def probe_stack(path: Path) -> StackSummary:
-    """Key, shape and dtype of a block file's stack (cheaper than ``read_file_layout``)."""
+def probe_stack(path: Path, key: str | None = None) -> StackSummary:
+    """Key, shape and dtype of a block file's stack (cheaper than ``read_file_layout``).
+
+    ``key``: the key another block file uses, tried first (listing the file's keys costs more).
+    """
     import h5py
 
     try:
@@ -94,7 +97,8 @@ def probe_stack(path: Path) -> StackSummary:
     except OSError as error:
         raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
     with handle:
-        key = stack_key(handle, path)
+        if key is None or handle.get(key, getclass=True) is not h5py.Dataset:
+            key = stack_key(handle, path)
         dataset = handle[key]
         return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape), dataset.dtype)
 
