@@ -183,18 +183,11 @@ def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
             dataset_id.write_direct_chunk(offset, data, filter_mask=filter_mask)
 
 
-def compresses_in_workers(encoding: BlockEncoding, block_size: int) -> bool:
-    """Blosc blocks are compressed by our workers (``compress_chunks``); the others by h5py."""
-    return encoding.kind == "blosc" and block_size > TINY_BLOCK
-
-
-def encode_block_file(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
-    """Write ``block`` as a complete HDF5 block file at ``path`` (a temporary name)."""
+def write_uncompressed_or_by_hdf5(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
+    """Write a block that our workers do not compress (uncompressed, tiny, or compressed by
+    HDF5's own filter pipeline) as a complete HDF5 block file at ``path``."""
     import h5py
 
-    if compresses_in_workers(encoding, block.size):
-        store_compressed(path, block.shape, block.dtype, encoding, compress_chunks(block, encoding))
-        return
     if encoding.kind == "raw" and block.size > TINY_BLOCK:
         write_contiguous(path, block, encoding.key)
         return
@@ -263,10 +256,10 @@ class PreparedBlock:
 
 def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding) -> PreparedBlock:
     """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings)."""
-    if compresses_in_workers(encoding, block.size):
+    if encoding.kind == "blosc" and block.size > TINY_BLOCK:
         stored = compress_chunks(block, encoding)
     else:
-        encode_block_file(temporary, block, encoding)
+        write_uncompressed_or_by_hdf5(temporary, block, encoding)
         stored = None
     return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored)
 
