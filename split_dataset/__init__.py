@@ -8,7 +8,9 @@ from .blocks import Blocks
 from .dataset import SplitDataset
 from .errors import (
     BlockFileError,
+    BlockWriteError,
     ChunkReadError,
+    DestinationError,
     IncompleteDatasetWarning,
     MetadataError,
     NoStackError,
@@ -26,7 +28,9 @@ __all__ = [
     "SplitDataset",
     "SplitDatasetWriter",
     "BlockFileError",
+    "BlockWriteError",
     "ChunkReadError",
+    "DestinationError",
     "IncompleteDatasetWarning",
     "MetadataError",
     "NoStackError",

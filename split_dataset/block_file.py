@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from . import checksums
+from .file_layout import virtual_chunk_shape
+
 # Inner chunks of about this size: a 512 x 512 uint16 plane is four chunks (decoded in
 # parallel), a pixel over time costs one small chunk per time point.
 TARGET_CHUNK_BYTES = 128 * 1024
@@ -34,27 +37,44 @@ def default_chunk_shape(block_shape: Sequence[int], itemsize: int) -> tuple[int,
     return (1,) * (len(shape) - 2) + (rows, width)
 
 
-def compression_options(compression: Any, level: int | None = None) -> dict[str, Any]:
-    """h5py ``create_dataset`` keywords for a compression name as flammkuchen spells it."""
+@dataclass(frozen=True)
+class Compression:
+    """A compression argument as flammkuchen spells it, parsed once.
+
+    ``kind``: "blosc" (our workers compress Blosc1 chunks), "raw" (uncompressed, contiguous) or
+    "pipeline" (HDF5's own filters compress, e.g. zlib). ``h5py_options``: the
+    ``create_dataset`` keywords that declare the filter in the file.
+    """
+
+    kind: str
+    h5py_options: dict[str, Any]
+    cname: str | None = None
+    clevel: int | None = None
+
+
+def parse_compression(compression: Any, level: int | None = None) -> Compression:
+    """``None``/"none"/"raw", ``"blosc"``, ``"blosc:lz4"``, ``("blosc:zstd", 5)``, ``"zlib"``."""
     if compression in (None, False, "none", "raw"):
-        return {}
+        return Compression("raw", {})
     if compression is True:
         compression = "blosc"
     if isinstance(compression, tuple):  # flammkuchen style ("blosc:lz4", 5)
         compression, level = compression
     name = str(compression)
     if name == "zlib":
-        return dict(compression="gzip", compression_opts=9 if level is None else level, shuffle=True)
+        return Compression(
+            "pipeline",
+            dict(compression="gzip", compression_opts=9 if level is None else level, shuffle=True),
+        )
     if name.startswith("blosc"):
         import hdf5plugin
 
-        codec = name.split(":", 1)[1] if ":" in name else "blosclz"
-        if codec not in BLOSC_COMPRESSORS:
-            raise ValueError(f"unknown blosc compressor {codec!r}; use one of {BLOSC_COMPRESSORS}")
-        return dict(
-            hdf5plugin.Blosc(cname=codec, clevel=9 if level is None else level,
-                             shuffle=hdf5plugin.Blosc.SHUFFLE)
-        )
+        cname = name.split(":", 1)[1] if ":" in name else "blosclz"
+        if cname not in BLOSC_COMPRESSORS:
+            raise ValueError(f"unknown blosc compressor {cname!r}; use one of {BLOSC_COMPRESSORS}")
+        clevel = 9 if level is None else int(level)
+        options = dict(hdf5plugin.Blosc(cname=cname, clevel=clevel, shuffle=hdf5plugin.Blosc.SHUFFLE))
+        return Compression("blosc", options, cname, clevel)
     raise ValueError(f"unknown compression {compression!r}: use 'blosc', 'blosc:lz4', "
                      f"'blosc:zstd', 'zlib' or None")
 
@@ -62,57 +82,33 @@ def compression_options(compression: Any, level: int | None = None) -> dict[str,
 # Blocks of at most this many elements stay contiguous and uncompressed, as PyTables (and
 # ``write_block_file``) store them.
 TINY_BLOCK = 300
-BLOSC_FILTER = 32001
 
 
 @dataclass(frozen=True)
 class BlockEncoding:
-    """How a worker stores a block: ``kind`` is "blosc" (we compress, direct chunk writes),
-    "raw" (contiguous, uncompressed) or "pipeline" (HDF5's own filters, e.g. zlib)."""
+    """How a worker stores a block: its compression, the array's key and inner chunk shape."""
 
-    kind: str
+    compression: Compression
     key: str
-    chunk_shape: tuple[int, ...] | None
-    h5py_options: dict[str, Any]
-    cname: str | None = None
-    clevel: int | None = None
+    chunk_shape: tuple[int, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.compression.kind
 
     @classmethod
     def for_compression(
         cls, compression: Any, level: int | None, key: str, chunk_shape: Sequence[int]
     ) -> BlockEncoding:
-        kind, cname, clevel = parse_compression(compression, level)
-        if kind == "blosc":
+        parsed = parse_compression(compression, level)
+        if parsed.kind == "blosc":
             import numcodecs.blosc
 
-            if cname not in numcodecs.blosc.list_compressors():
-                raise ValueError(f"numcodecs' blosc has no {cname!r} compressor")
+            if parsed.cname not in numcodecs.blosc.list_compressors():
+                raise ValueError(f"numcodecs' blosc has no {parsed.cname!r} compressor")
             # c-blosc's global thread pool would serialize callers; the contextual API does not
             numcodecs.blosc.use_threads = False
-        return cls(
-            kind=kind,
-            key=key,
-            chunk_shape=tuple(int(c) for c in chunk_shape),
-            h5py_options=compression_options(compression, level),
-            cname=cname,
-            clevel=clevel,
-        )
-
-
-def parse_compression(compression: Any, level: int | None) -> tuple[str, str | None, int | None]:
-    """("blosc", cname, clevel), ("raw", None, None) or ("pipeline", None, None)."""
-    options = compression_options(compression, level)  # validates names, as the whole writer does
-    if not options:
-        return "raw", None, None
-    if options.get("compression") != BLOSC_FILTER:
-        return "pipeline", None, None
-    if compression is True:
-        compression = "blosc"
-    if isinstance(compression, tuple):
-        compression, level = compression
-    name = str(compression)
-    cname = name.split(":", 1)[1] if ":" in name else "blosclz"
-    return "blosc", cname, 9 if level is None else int(level)
+        return cls(parsed, key, tuple(int(c) for c in chunk_shape))
 
 
 def fsync_path(path: Path) -> None:
@@ -128,8 +124,18 @@ def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]):
     return itertools.product(*ranges)
 
 
-def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[tuple[tuple, bytes, int]]:
-    """Blosc1-compress every inner chunk of ``block``: ``(offset, bytes, filter_mask)`` each.
+@dataclass(frozen=True)
+class StoredChunk:
+    """One inner chunk as it goes into the file: its bytes, HDF5 filter mask and CRC-32."""
+
+    offset: tuple[int, ...]
+    data: bytes
+    filter_mask: int  # 1: stored raw (filter 0, blosc, skipped)
+    crc: int
+
+
+def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[StoredChunk]:
+    """Blosc1-compress every inner chunk of ``block``, in C order over the chunk grid.
 
     numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel. A
     chunk that blosc cannot shrink is kept raw with filter 0 marked as skipped, as the HDF5
@@ -137,8 +143,8 @@ def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[tuple[tu
     """
     from numcodecs import Blosc
 
-    codec = Blosc(cname=encoding.cname, clevel=encoding.clevel, shuffle=Blosc.SHUFFLE,
-                  typesize=block.dtype.itemsize)
+    codec = Blosc(cname=encoding.compression.cname, clevel=encoding.compression.clevel,
+                  shuffle=Blosc.SHUFFLE, typesize=block.dtype.itemsize)
     chunks = _block_chunks(block.shape, encoding)
     chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
     padded = None
@@ -156,9 +162,10 @@ def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[tuple[tu
             piece = np.ascontiguousarray(piece)
         compressed = codec.encode(piece)
         if len(compressed) < chunk_bytes:
-            stored.append((offset, compressed, 0))
+            data, mask = bytes(compressed), 0
         else:
-            stored.append((offset, piece.tobytes(), 1))
+            data, mask = piece.tobytes(), 1
+        stored.append(StoredChunk(offset, data, mask, checksums.crc32(data)))
     return stored
 
 
@@ -167,40 +174,59 @@ def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int,
 
 
 def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
-                     encoding: BlockEncoding, stored: list[tuple[tuple, bytes, int]]) -> None:
+                     encoding: BlockEncoding, stored: list[StoredChunk],
+                     block_start: Sequence[int] | None = None) -> None:
     """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
     writes: HDF5 stores the bytes as they are, and serializes every call in the process)."""
     import h5py
     import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
 
+    chunks = _block_chunks(shape, encoding)
     with h5py.File(path, "w") as handle:
         dataset = handle.create_dataset(
-            encoding.key, shape=shape, dtype=dtype, chunks=_block_chunks(shape, encoding),
-            **encoding.h5py_options,
+            encoding.key, shape=shape, dtype=dtype, chunks=chunks,
+            **encoding.compression.h5py_options,
         )
         dataset_id = dataset.id
-        for offset, data, filter_mask in stored:
-            dataset_id.write_direct_chunk(offset, data, filter_mask=filter_mask)
+        for chunk in stored:
+            dataset_id.write_direct_chunk(chunk.offset, chunk.data, filter_mask=chunk.filter_mask)
+        checksums.record(dataset, chunks, [chunk.crc for chunk in stored], block_start)
 
 
-def write_uncompressed_or_by_hdf5(path: Path, block: np.ndarray, encoding: BlockEncoding) -> None:
+def write_uncompressed_or_by_hdf5(path: Path, block: np.ndarray, encoding: BlockEncoding,
+                                  block_start: Sequence[int] | None = None) -> None:
     """Write a block that our workers do not compress (uncompressed, tiny, or compressed by
-    HDF5's own filter pipeline) as a complete HDF5 block file at ``path``."""
+    HDF5's own filter pipeline) as a complete HDF5 block file at ``path``, checksums
+    included."""
     import h5py
 
     if encoding.kind == "raw" and block.size > TINY_BLOCK:
-        write_contiguous(path, block, encoding.key)
+        write_contiguous(path, block, encoding.key, block_start)
         return
     with h5py.File(path, "w") as handle:
         if encoding.kind == "pipeline" and block.size > TINY_BLOCK:
-            handle.create_dataset(encoding.key, data=block,
-                                  chunks=_block_chunks(block.shape, encoding),
-                                  **encoding.h5py_options)
+            chunks = _block_chunks(block.shape, encoding)
+            dataset = handle.create_dataset(encoding.key, data=block, chunks=chunks,
+                                            **encoding.compression.h5py_options)
+            # HDF5 compressed them: read back what it stored (still in its cache)
+            crcs = [checksums.crc32(dataset.id.read_direct_chunk(offset)[1])
+                    for offset in _chunk_offsets(block.shape, chunks)]
+            checksums.record(dataset, chunks, crcs, block_start)
         else:
-            handle.create_dataset(encoding.key, data=block)
+            dataset = handle.create_dataset(encoding.key, data=block)
+            _record_contiguous(dataset, block, block_start)
 
 
-def write_contiguous(path: Path, block: np.ndarray, key: str) -> None:
+def _record_contiguous(dataset, block: np.ndarray, block_start: Sequence[int] | None) -> None:
+    """CRCs of a contiguous block over the reader's virtual chunks (file_layout)."""
+    if block.size == 0:
+        return
+    chunks = virtual_chunk_shape(block.shape, block.dtype.itemsize)
+    checksums.record(dataset, chunks, checksums.contiguous_crcs(block, chunks), block_start)
+
+
+def write_contiguous(path: Path, block: np.ndarray, key: str,
+                     block_start: Sequence[int] | None = None) -> None:
     """An uncompressed block: HDF5 writes the file's structure with the data's bytes allocated
     (contiguous, allocated at creation, never filled), then the bytes go in with ``pwrite``.
 
@@ -216,10 +242,11 @@ def write_contiguous(path: Path, block: np.ndarray, key: str) -> None:
         plist.set_layout(h5py.h5d.CONTIGUOUS)
         plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         plist.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-        dataset = h5py.h5d.create(handle.id, key.encode(), h5py.h5t.py_create(block.dtype),
-                                  h5py.h5s.create_simple(block.shape), dcpl=plist)
-        offset = dataset.get_offset()
-        dataset.close()
+        dataset_id = h5py.h5d.create(handle.id, key.encode(), h5py.h5t.py_create(block.dtype),
+                                     h5py.h5s.create_simple(block.shape), dcpl=plist)
+        offset = dataset_id.get_offset()
+        dataset_id.close()
+        _record_contiguous(handle[key], block, block_start)
     if offset is None:
         raise OSError(f"{path}: HDF5 allocated no storage for '{key}'")
     data = memoryview(block.reshape(-1).view(np.uint8))
@@ -245,23 +272,31 @@ class PreparedBlock:
     shape: tuple[int, ...]
     dtype: np.dtype
     encoding: BlockEncoding
-    stored: list[tuple[tuple, bytes, int]] | None
+    stored: list[StoredChunk] | None
+    block_start: tuple[int, ...] | None = None
 
     def store(self) -> Path:
         if self.stored is not None:
-            store_compressed(self.temporary, self.shape, self.dtype, self.encoding, self.stored)
+            store_compressed(self.temporary, self.shape, self.dtype, self.encoding, self.stored,
+                             self.block_start)
             self.stored = None
         return self.temporary
 
 
-def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding) -> PreparedBlock:
-    """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings)."""
+def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding,
+                  block_start: Sequence[int] | None = None) -> PreparedBlock:
+    """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings).
+
+    ``block_start``: where the block sits in the whole array, recorded in the file so that a
+    block file found in another's place is recognised (``checksums``).
+    """
+    start = None if block_start is None else tuple(int(s) for s in block_start)
     if encoding.kind == "blosc" and block.size > TINY_BLOCK:
         stored = compress_chunks(block, encoding)
     else:
-        write_uncompressed_or_by_hdf5(temporary, block, encoding)
+        write_uncompressed_or_by_hdf5(temporary, block, encoding, start)
         stored = None
-    return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored)
+    return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored, start)
 
 
 def block_encoding(
@@ -290,8 +325,11 @@ def write_block_file(
     compression: Any = "blosc",
     level: int | None = None,
     chunk_shape: Sequence[int] | None = None,
+    block_start: Sequence[int] | None = None,
+    durable: bool = True,
 ) -> None:
-    """Write one block under a temporary name, fsync, then rename into place."""
+    """Write one block under a temporary name, fsync (if ``durable``), rename into place."""
     data = np.ascontiguousarray(data)
     encoding = block_encoding(data, key, compression, level, chunk_shape)
-    publish_temporary(prepare_block(temporary_name(path), data, encoding).store(), path)
+    prepared = prepare_block(temporary_name(path), data, encoding, block_start)
+    publish_temporary(prepared.store(), path, durable)

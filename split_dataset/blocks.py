@@ -25,15 +25,54 @@ def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
     return result
 
 
-def blocks_per_axis(shape: Sequence[int], shape_block: Sequence[int], padding: Sequence[int]):
-    """Number of blocks along each axis: ``ceil((size - padding) / block)``, at least one.
+# --- the geometry rules of a block grid: defined here, used everywhere ------------------------
+#
+# Along each axis, block ``i`` starts at ``i * block``. It *owns* (is the one place to read)
+# ``[i * block, (i + 1) * block)``, except the last block, which owns everything to the end of
+# the axis: with ``padding`` that tail can be up to ``block + padding`` long (0.4.x rule). Its
+# *file* holds ``[i * block, min(i * block + block + padding, size))``: the owned part plus up
+# to ``padding`` elements of overlap, or, from writers that store full blocks, zeros past the
+# end. The compiled planner (src_ext/_planner.pyx) mirrors ``block_of``; tests compare them.
 
-    With padding the last block may own up to ``block + padding`` elements (0.4.x rule).
-    """
+
+def blocks_per_axis(
+    shape: Sequence[int], shape_block: Sequence[int], padding: Sequence[int]
+) -> tuple[int, ...]:
+    """Number of blocks along each axis: ``ceil((size - padding) / block)``, at least one."""
     return tuple(
         max(1, -(-(size - pad) // block)) if size > 0 else 1
         for size, block, pad in zip(shape, shape_block, padding)
     )
+
+
+def block_of(coords: np.ndarray, block_size: int, blocks_along_axis: int) -> np.ndarray:
+    """Block owning each coordinate: the last block also owns any padding-length tail."""
+    return np.minimum(coords // block_size, blocks_along_axis - 1)
+
+
+def owned_range(block: int, block_size: int, blocks_along_axis: int, size: int) -> tuple[int, int]:
+    """``[start, end)`` of the elements block ``block`` owns along an axis of ``size``."""
+    start = block * block_size
+    end = size if block == blocks_along_axis - 1 else min(size, start + block_size)
+    return start, max(start, end)
+
+
+def owned_extent(
+    block_index: Sequence[int], shape_block: Sequence[int], blocks_grid: Sequence[int],
+    shape: Sequence[int],
+) -> tuple[int, ...]:
+    """How many elements of the array block ``block_index`` owns along each axis."""
+    extent = []
+    for b, block, n, size in zip(block_index, shape_block, blocks_grid, shape):
+        start, end = owned_range(b, block, n, size)
+        extent.append(end - start)
+    return tuple(extent)
+
+
+def file_range(block: int, block_size: int, padding: int, size: int) -> tuple[int, int]:
+    """``[start, end)`` of the array that the file of block ``block`` holds along an axis."""
+    start = block * block_size
+    return start, min(size, start + block_size + padding)
 
 
 class Blocks:
@@ -101,15 +140,17 @@ class Blocks:
         self.starts = tuple(lo for lo, _ in self._crop)
         grid = blocks_per_axis(self.shape_cropped, self._shape_block, self._padding)
         self.blocks_grid = grid
+        ranges_per_axis = [
+            [file_range(i, block, pad, size) for i in range(n)]
+            for n, block, pad, size in zip(grid, self._shape_block, self._padding, self.shape_cropped)
+        ]
         starts_per_axis = [
-            start + np.arange(n, dtype=np.int64) * block
-            for n, block, start in zip(grid, self._shape_block, self.starts)
+            start + np.asarray([lo for lo, _ in ranges], dtype=np.int64)
+            for ranges, start in zip(ranges_per_axis, self.starts)
         ]
         ends_per_axis = [
-            start + np.minimum(size, (np.arange(n, dtype=np.int64) + 1) * block + pad)
-            for n, block, pad, size, start in zip(
-                grid, self._shape_block, self._padding, self.shape_cropped, self.starts
-            )
+            start + np.asarray([hi for _, hi in ranges], dtype=np.int64)
+            for ranges, start in zip(ranges_per_axis, self.starts)
         ]
         self.block_starts = np.stack(np.meshgrid(*starts_per_axis, indexing="ij"), axis=-1)
         self.block_ends = np.stack(np.meshgrid(*ends_per_axis, indexing="ij"), axis=-1)

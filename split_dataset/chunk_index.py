@@ -21,12 +21,13 @@ LOOKUPS_PER_READ = 16  # more chunks missing in one read: index the whole file
 LOOKUP_SHARE = 4  # or once 1 / LOOKUP_SHARE of the file's chunks were looked up singly
 
 
-def index_all_chunks(dataset, chunk_shape, grid, offsets, sizes, masks) -> None:
+def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, masks) -> None:
     """Fill the tables of every chunk from one ``chunk_iter`` pass (unwritten chunks: -1).
 
     The tables are built aside and copied in at the end, offsets last: other threads may be
     reading chunks looked up earlier, whose entries must never change on the way (they are
-    copied over with the same values).
+    copied over with the same values). A chunk index that names chunks outside the dataset,
+    off the chunk grid or twice is corrupt (a flipped B-tree key): ``BlockFileError``.
     """
     records: list[tuple[tuple[int, ...], int, int, int]] = []
 
@@ -39,14 +40,30 @@ def index_all_chunks(dataset, chunk_shape, grid, offsets, sizes, masks) -> None:
     new_masks = np.zeros(len(offsets), dtype=np.int64)
     if records:
         ndim = len(chunk_shape)
+        try:
+            origins = np.asarray([r[0] for r in records], dtype=np.int64).reshape(-1, ndim)
+            byte_offsets = np.asarray([r[2] for r in records], dtype=np.int64)
+            stored_sizes = np.asarray([r[3] for r in records], dtype=np.int64)
+        except (OverflowError, ValueError) as error:
+            raise BlockFileError(f"{path}: the chunk index is corrupt: {error}") from error
+        chunk = np.asarray(chunk_shape, dtype=np.int64)
+        outside = (origins < 0) | (origins >= np.asarray(shape, dtype=np.int64)) | (origins % chunk != 0)
+        bad = np.flatnonzero(outside.any(axis=1) | (byte_offsets < 0) | (stored_sizes < 0))
+        if bad.size:
+            raise BlockFileError(
+                f"{path}: the chunk index is corrupt: it lists a chunk at {tuple(origins[bad[0]])} "
+                f"(byte {byte_offsets[bad[0]]}, {stored_sizes[bad[0]]} bytes) in a dataset of "
+                f"shape {tuple(shape)} with chunks {tuple(chunk_shape)}"
+            )
         grid_strides = np.asarray(
             [int(np.prod(grid[a + 1 :])) for a in range(ndim)], dtype=np.int64
         )
-        origins = np.asarray([r[0] for r in records], dtype=np.int64).reshape(-1, ndim)
-        linear = (origins // np.asarray(chunk_shape, dtype=np.int64)) @ grid_strides
+        linear = (origins // chunk) @ grid_strides
+        if np.unique(linear).size != linear.size:
+            raise BlockFileError(f"{path}: the chunk index is corrupt: it lists a chunk twice")
         new_masks[linear] = [r[1] for r in records]
-        new_offsets[linear] = [r[2] for r in records]
-        new_sizes[linear] = [r[3] for r in records]
+        new_offsets[linear] = byte_offsets
+        new_sizes[linear] = stored_sizes
     masks[:] = new_masks
     sizes[:] = new_sizes
     offsets[:] = new_offsets
@@ -55,12 +72,14 @@ def index_all_chunks(dataset, chunk_shape, grid, offsets, sizes, masks) -> None:
 class LazyChunkIndex:
     """Owns an open h5py handle on the file until every chunk is known (or ``close``)."""
 
-    def __init__(self, path: Path, handle, dataset, chunk_shape, grid, offsets, sizes, masks):
+    def __init__(self, path: Path, handle, dataset, chunk_shape, grid, shape, offsets, sizes,
+                 masks):
         self.path = path
         self._handle = handle
         self._dataset = dataset
         self._chunk_shape = tuple(chunk_shape)
         self._grid = tuple(grid)
+        self._shape = tuple(shape)
         self._offsets, self._sizes, self._masks = offsets, sizes, masks
         self._looked_up = 0
         self._lock = threading.Lock()
@@ -81,10 +100,14 @@ class LazyChunkIndex:
             if missing.size > LOOKUPS_PER_READ or self._looked_up + missing.size > share:
                 self._index_all()
                 return
+            if self._dataset is None:
+                raise BlockFileError(f"{self.path}: the file was closed before it was indexed")
             self._looked_up += missing.size
             try:
                 for linear in missing.tolist():
                     self._look_up(linear)
+            except BlockFileError:
+                raise
             except (OSError, RuntimeError, ValueError) as error:
                 raise BlockFileError(f"{self.path}: cannot index a chunk: {error}") from error
 
@@ -92,6 +115,9 @@ class LazyChunkIndex:
         with self._lock:
             if not self.complete:
                 self._index_all()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held it
 
     def close(self) -> None:
         with self._lock:
@@ -105,6 +131,11 @@ class LazyChunkIndex:
         info = self._dataset.id.get_chunk_info_by_coord(origin)
         if info.byte_offset is None:  # never written: the fill value
             self._offsets[linear], self._sizes[linear], self._masks[linear] = -1, 0, 0
+        elif tuple(info.chunk_offset) != origin or info.byte_offset < 0 or info.size < 0:
+            raise BlockFileError(
+                f"{self.path}: the chunk index is corrupt: looking up the chunk at {origin} "
+                f"found one at {tuple(info.chunk_offset)}"
+            )
         else:
             self._masks[linear] = info.filter_mask
             self._sizes[linear] = info.size
@@ -114,8 +145,10 @@ class LazyChunkIndex:
         if self._dataset is None:
             raise BlockFileError(f"{self.path}: the file was closed before it was indexed")
         try:
-            index_all_chunks(self._dataset, self._chunk_shape, self._grid, self._offsets,
-                             self._sizes, self._masks)
+            index_all_chunks(self.path, self._dataset, self._chunk_shape, self._grid,
+                             self._shape, self._offsets, self._sizes, self._masks)
+        except BlockFileError:
+            raise
         except (OSError, RuntimeError) as error:
             raise BlockFileError(f"{self.path}: cannot index the chunks: {error}") from error
         self.complete = True

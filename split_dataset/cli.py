@@ -106,10 +106,13 @@ def _convert(args: argparse.Namespace) -> int:
     import time
     from contextlib import ExitStack
 
+    from .destination import check_not_source
     from .sources import open_source
-    from .writer import prepare_destination, save_to_split_dataset
+    from .writer import save_to_split_dataset
 
     destination = Path(args.destination)
+    source_path = Path(args.source.rsplit(":", 1)[0] if not Path(args.source).exists() else args.source)
+    check_not_source(destination, [source_path])
     with ExitStack() as stack:
         source = open_source(args.source, stack)
         shape = tuple(source.shape)
@@ -121,7 +124,6 @@ def _convert(args: argparse.Namespace) -> int:
             block = tuple(getattr(source, "shape_block", None) or (1,) + shape[1:])
         if len(block) != len(shape):
             raise SplitDatasetError(f"block shape {block} does not fit the source shape {shape}")
-        prepare_destination(destination, args.overwrite)
         compression = None if args.compression == "none" else args.compression
         started = time.perf_counter()
         written = save_to_split_dataset(
@@ -137,6 +139,8 @@ def _convert(args: argparse.Namespace) -> int:
             axis_order=getattr(source, "axis_order", None),
             progress=sys.stderr.isatty(),
             threads=args.threads,
+            overwrite=args.overwrite,
+            resume=args.resume,
         )
         elapsed = time.perf_counter() - started
     stored = sum(p.stat().st_size for p in written.root.glob("*.h5"))
@@ -232,7 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a dataset already in the destination folder",
+        help="replace a dataset already in the destination folder (atomically, once the new "
+        "one is complete)",
+    )
+    convert.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted convert of the same source into the destination",
     )
     convert.set_defaults(run=_convert)
     bench = commands.add_parser(

@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
+import re
+import threading
 import warnings
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import forking
 from .blocks import Blocks, blocks_per_axis
-from .discovery import FolderContents, discover
+from .discovery import FolderContents, discover, is_marked_incomplete
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
-from .file_cache import DEFAULT_OPEN_FILES, FileCache
+from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
 from .metadata import StackMetadata
 from .prefetch import Prefetcher
 from .reader import BlockGrid, read_orthogonal
 from .selection import DirectSelection, normalize
+
+
+def _check_numbering(contents: FolderContents, grid: tuple[int, ...]) -> None:
+    """Block files are numbered from 0, or from 1 by some writers (SplitDataset.jl). Files
+    numbered from 1 and fewer than the grid's are either a 1-based dataset stopped early or a
+    0-based one whose first file is gone: read the wrong way, every block would be shifted."""
+    first = contents.first_number
+    if not contents.block_files or first in (None, 0):
+        return
+    count, expected = len(contents.block_files), int(np.prod(grid))
+    first_name = contents.block_files[0].name
+    if first == 1 and count == expected:
+        return  # numbered from 1: the only layout consistent with every file
+    missing = re.sub(r"\d+(?=\.h5$)", lambda m: "0" * len(m.group()), first_name)
+    if first == 1:
+        raise BlockFileError(
+            f"{contents.folder}: the block files start at {first_name} and there are {count} of "
+            f"the {expected} blocks of shape_full {contents.metadata.shape_full}: either "
+            f"{missing} is missing or a dataset numbered from 1 stopped early; not guessing "
+            f"(the wrong guess reads every block shifted)"
+        )
+    raise BlockFileError(
+        f"{contents.folder}: the block files start at {first_name}: {missing} and the "
+        f"files after it are missing"
+    )
+
+
+def _complete_rows(contents: FolderContents, grid: tuple[int, ...]) -> FolderContents:
+    """An interrupted whole-array write published its blocks in C order: keep the files of
+    the complete rows of blocks along the first axis (a partial row cannot be opened)."""
+    per_row = int(np.prod(grid[1:]))
+    usable = len(contents.block_files) // per_row * per_row
+    return replace(contents, block_files=contents.block_files[:usable])
 
 
 def _real_shape(
@@ -56,6 +93,23 @@ def _real_shape(
     return tuple(shape)
 
 
+def _check_probed(
+    contents: FolderContents,
+    metadata: StackMetadata,
+    shape: tuple[int, ...],
+    probed: tuple[StackSummary | None, StackSummary | None],
+) -> None:
+    """The first and last block files must fit the metadata's grid (checked at open: a block
+    shape in the JSON smaller than the files' would read every block shifted)."""
+    grid = blocks_per_axis(shape, metadata.shape_block, metadata.padding)
+    geometry = BlockGrid(shape, np.dtype(np.uint8), metadata.shape_block, grid,
+                         metadata.padding, [], None)
+    for summary, linear in zip(probed, (0, len(contents.block_files) - 1)):
+        if summary is not None and linear < int(np.prod(grid)):
+            geometry.check_shape(summary.path, summary.key, summary.shape,
+                                 geometry.block_index(linear))
+
+
 class SplitDataset(Blocks):
     """A split dataset opened for reading; indexes like the NumPy array it stands for.
 
@@ -70,28 +124,52 @@ class SplitDataset(Blocks):
         prefix: str | None = None,
         *,
         threads: int | None = None,
-        max_open_files: int = DEFAULT_OPEN_FILES,
+        max_open_files: int | None = None,
+        verify_checksums: bool = False,
     ) -> None:
         self.root = Path(root)
         self.prefix = prefix
         self.threads = threads
+        self.verify_checksums = verify_checksums
         self._max_open_files = max_open_files
         self._cache = FileCache(max_open_files)
         self._prefetcher: Prefetcher | None = None
+        self._prefetcher_lock = threading.Lock()
+        forking.reset_after_fork(self)
         contents = discover(self.root, prefix)
         metadata = contents.metadata
         grid = blocks_per_axis(metadata.shape_full, metadata.shape_block, metadata.padding)
+        _check_numbering(contents, grid)
+        incomplete = is_marked_incomplete(metadata)
+        if incomplete:
+            contents = _complete_rows(contents, grid)
         if contents.block_files:
             first = self._probe(contents.block_files[0])
             last = self._probe(contents.block_files[-1], None if first is None else first.key)
+            if (first is None) != (last is None):  # a folder of derived data has none at all
+                lacking = contents.block_files[0 if first is None else -1]
+                raise BlockFileError(
+                    f"{lacking}: holds no 'stack' dataset, but "
+                    f"{(first or last).path.name} does"  # type: ignore[union-attr]
+                )
             shape = _real_shape(contents, grid, last)
             dtype = None if first is None else first.dtype
             key = None if first is None else first.key
+            _check_probed(contents, metadata, shape, (first, last))
         else:  # a recording that has not completed its first block: empty, dtype from the JSON
             shape = (0,) + metadata.shape_full[1:]
             dtype = None if metadata.dtype is None else np.dtype(metadata.dtype)
             key = None
-        if shape != metadata.shape_full:
+        if incomplete:
+            warnings.warn(
+                f"{self.root}: a write that was interrupted ({contents.metadata_path.name} "
+                f"marks it incomplete); opening its {len(contents.block_files)} complete blocks, "
+                f"shape {shape} of {metadata.shape_full}; finish it with resume=True "
+                f"(command line: convert --resume)",
+                IncompleteDatasetWarning,
+                stacklevel=2,
+            )
+        elif shape != metadata.shape_full:
             warnings.warn(
                 f"{self.root}: the metadata announces shape {metadata.shape_full} but the files "
                 f"hold {shape} (recording stopped early?); opening with {shape}",
@@ -132,6 +210,7 @@ class SplitDataset(Blocks):
             dtype if dtype is not None else np.dtype(np.uint8),
             tuple(self.shape_block),
             tuple(self.blocks_grid),
+            tuple(self.padding),
             paths,
             key,
         )
@@ -141,7 +220,10 @@ class SplitDataset(Blocks):
     @property
     def dtype(self) -> np.dtype:
         if self._dtype is None:
-            raise NoStackError(f"{self.root}: the block files hold no 'stack' dataset")
+            first = self._file_names[0] if self._file_names else "no file"
+            raise NoStackError(
+                f"{self.root}: the block files hold no 'stack' dataset ({first} has none)"
+            )
         return self._dtype
 
     @property
@@ -234,12 +316,18 @@ class SplitDataset(Blocks):
         For playback: call ``ds.prefetch((t + 1, z))`` after showing ``ds[t, z]``. Read-ahead
         runs on one background thread and gives way to foreground reads between chunks.
         """
-        if self._prefetcher is None:
-            self._prefetcher = Prefetcher(
-                lambda k: self._read(k, None, threads=1, background=True)
-            )
         normalize(key, self.shape)  # a bad index fails here, not later in the background
-        return self._prefetcher.submit(key)
+        while True:
+            with self._prefetcher_lock:
+                if self._prefetcher is None:
+                    self._prefetcher = Prefetcher(
+                        lambda k: self._read(k, None, threads=1, background=True)
+                    )
+                prefetcher = self._prefetcher
+            future = prefetcher.submit(key)
+            if future is not None:
+                return future
+            # close() shut that prefetcher down meanwhile: the next one reopens the files
 
     def _read(
         self, key: Any, out: np.ndarray | None, threads: int | None, background: bool = False
@@ -252,21 +340,24 @@ class SplitDataset(Blocks):
             _check_out(out, selection.result_shape, dtype)
             result = out
         threads = self.threads if threads is None else threads
+
+        def fill(target: np.ndarray, terms=selection.terms) -> None:
+            read_orthogonal(self._grid, self._cache, terms, target, threads, background,
+                            verify_checksums=self.verify_checksums)
+
         if isinstance(selection, DirectSelection):
             if out is None and selection.returns_scalar:
                 # NumPy returns a scalar, not a 0-d array, for an integer on every axis
-                read_orthogonal(self._grid, self._cache, selection.terms, result, threads, background)
+                fill(result)
                 return result[()]
             view = selection.orthogonal_view(result)
             if view is None:  # a caller's buffer whose strides allow no view: go through a copy
                 result[...] = self._read(key, None, threads, background)
                 return result
-            read_orthogonal(self._grid, self._cache, selection.terms, view, threads, background)
+            fill(view)
             return result
         intermediate = np.empty(selection.orthogonal_shape, dtype=dtype)
-        read_orthogonal(
-            self._grid, self._cache, selection.terms, intermediate, threads, background
-        )
+        fill(intermediate)
         result[...] = intermediate[selection.numpy_index]
         return result
 
@@ -280,10 +371,16 @@ class SplitDataset(Blocks):
 
     def close(self) -> None:
         """Close the open block files (they reopen on the next read); stop read-ahead."""
-        if self._prefetcher is not None:
-            self._prefetcher.shutdown()
-            self._prefetcher = None
+        with self._prefetcher_lock:
+            prefetcher, self._prefetcher = self._prefetcher, None
+        if prefetcher is not None:
+            prefetcher.shutdown()
         self._cache.clear()
+
+    def _after_fork_in_child(self) -> None:
+        # read-ahead threads of the parent do not exist here; their futures never complete
+        self._prefetcher_lock = threading.Lock()
+        self._prefetcher = None
 
     # --- pickling: cheap, and no file is touched until the next read -------------------------
 
@@ -292,6 +389,7 @@ class SplitDataset(Blocks):
             root=str(self.root),
             prefix=self.prefix,
             threads=self.threads,
+            verify_checksums=self.verify_checksums,
             max_open_files=self._max_open_files,
             metadata=self.metadata,
             shape=self.shape,
@@ -305,9 +403,12 @@ class SplitDataset(Blocks):
         self.root = Path(state["root"])
         self.prefix = state["prefix"]
         self.threads = state["threads"]
+        self.verify_checksums = state["verify_checksums"]
         self._max_open_files = state["max_open_files"]
         self._cache = FileCache(self._max_open_files)
         self._prefetcher = None
+        self._prefetcher_lock = threading.Lock()
+        forking.reset_after_fork(self)
         dtype = None if state["dtype"] is None else np.dtype(state["dtype"])
         self._setup(
             state["metadata"], state["shape"], state["file_names"], dtype, state["key"],

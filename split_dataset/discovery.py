@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BlockFileError, MetadataError, NotASplitDatasetError
 from .metadata import (
+    INCOMPLETE_KEY,
     METADATA_SUFFIX,
     StackMetadata,
     read_json_metadata,
@@ -26,6 +28,14 @@ class FolderContents:
     metadata: StackMetadata
     metadata_path: Path
     legacy: bool  # metadata read from inside the last block file (no JSON)
+    first_number: int | None = None  # number in the first block file's name (no 'files' list)
+
+
+class _NumberingGap(BlockFileError):
+    """A number is missing between two block files (maybe only while a writer renames)."""
+
+
+LISTING_ATTEMPTS = 5  # a folder listed while a writer renames files in may show a false gap
 
 
 def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
@@ -33,7 +43,21 @@ def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
 
     Files without digits (``shifts_sobel.h5``) are not blocks. Without a prefix, all numbered
     files must share one name prefix, otherwise the choice is ambiguous and we refuse to guess.
+    A directory listing is not atomic: while a writer renames ``0004.h5.tmp`` to ``0004.h5``
+    and then ``0005.h5.tmp`` to ``0005.h5``, a listing can see the second and not the first.
+    A gap is therefore only believed once the folder has been listed again.
     """
+    for attempt in range(LISTING_ATTEMPTS):
+        try:
+            return _list_numbered(folder, prefix)
+        except _NumberingGap:
+            if attempt == LISTING_ATTEMPTS - 1:
+                raise
+            time.sleep(0.001 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _list_numbered(folder: Path, prefix: str | None) -> list[Path]:
     by_prefix: dict[str, list[tuple[int, Path]]] = {}
     for path in folder.glob("*.h5"):
         match = _NUMBERED_STEM.match(path.stem)
@@ -51,13 +75,13 @@ def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
     numbered = next(iter(by_prefix.values()), [])
     numbered.sort()
     for (number, path), (next_number, next_path) in zip(numbered, numbered[1:]):
-        if next_number != number + 1:
-            raise BlockFileError(
+        if next_number > number + 1:
+            raise _NumberingGap(
                 f"{folder}: block file number {number + 1} is missing "
                 f"(between {path.name} and {next_path.name})"
-                if next_number > number + 1
-                else f"{folder}: {path.name} and {next_path.name} have the same number"
             )
+        if next_number == number:
+            raise BlockFileError(f"{folder}: {path.name} and {next_path.name} have the same number")
     return [path for _, path in numbered]
 
 
@@ -83,7 +107,16 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
     if not folder.is_dir():
         raise NotASplitDatasetError(f"{folder}: not a folder")
     metadata_path = find_metadata_file(folder, prefix)
-    numbered = numbered_block_files(folder, prefix)
+    try:
+        numbered = numbered_block_files(folder, prefix)
+    except _NumberingGap as gap:
+        if metadata_path is not None and is_marked_incomplete(read_json_metadata(metadata_path)):
+            raise BlockFileError(
+                f"{gap}: a write that was interrupted (its {metadata_path.name} marks it "
+                f"incomplete); finish it with resume=True (command line: convert --resume) "
+                f"or delete it"
+            ) from None
+        raise
     legacy = metadata_path is None
     if legacy:
         if not numbered:
@@ -106,10 +139,23 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
                 f"{folder}: block files listed in the metadata are missing: {', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             )
+        first_number = None
     else:
         block_files = numbered
+        first_number = _first_number(numbered[0]) if numbered else None
     # A recording that has not completed its first block has a JSON (with the dtype, written by
     # this package) and no block file yet: it opens empty. Any other JSON needs its files.
     if not block_files and 0 not in metadata.shape_full and metadata.dtype is None:
         raise NotASplitDatasetError(f"{folder}: the metadata is there but no block file (*.h5) is")
-    return FolderContents(folder, tuple(block_files), metadata, metadata_path, legacy)
+    return FolderContents(folder, tuple(block_files), metadata, metadata_path, legacy, first_number)
+
+
+def is_marked_incomplete(metadata: StackMetadata) -> bool:
+    """Whether a whole-array write of this package is still running, or was interrupted."""
+    return INCOMPLETE_KEY in metadata.extra
+
+
+def _first_number(path: Path) -> int:
+    match = _NUMBERED_STEM.match(path.stem)
+    assert match is not None
+    return int(match["number"])

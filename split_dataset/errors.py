@@ -36,3 +36,28 @@ class NoStackError(SplitDatasetError, KeyError):
 
 class IncompleteDatasetWarning(UserWarning):
     """The files hold fewer elements than the metadata announces (a recording stopped early)."""
+
+
+class DestinationError(SplitDatasetError, FileExistsError):
+    """A writer refused its destination: it holds a dataset (and ``overwrite`` was not given),
+    or it is the source being read."""
+
+
+class BlockWriteError(SplitDatasetError, OSError):
+    """A block file could not be written (disk full, permission...); earlier blocks are intact.
+
+    ``filename`` is the file that failed, ``errno`` the original error's (or None), and the
+    original exception is the ``__cause__``.
+    """
+
+    def __str__(self) -> str:  # OSError would format errno and filename itself
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def for_block(cls, error: BaseException, path: object, index: int) -> BlockWriteError:
+        """The failure ``error`` of writing block ``index`` at ``path``."""
+        wrapped = cls(f"{path}: writing block {index} failed: {type(error).__name__}: {error}")
+        wrapped.filename = str(path)
+        wrapped.errno = getattr(error, "errno", None)
+        wrapped.__cause__ = error
+        return wrapped

@@ -1,7 +1,10 @@
 """Open block files and their chunk indexes, kept in a bounded LRU cache.
 
-A dataset of 10,000 files must not hold 10,000 descriptors: at most ``capacity`` files stay
-open; a file still in use by a read (pinned) is closed only once that read is done.
+A dataset of 20,000 files must not hold 20,000 descriptors: the cache counts the descriptors
+its files hold (one for ``pread``, one more for an h5py handle while a file's chunk index is
+still being filled in) and closes the least recently used files beyond ``capacity``. A file in
+use by a read (pinned) is closed only once that read is done; readers pin at most half the
+capacity at a time (``files_per_batch``).
 """
 
 from __future__ import annotations
@@ -13,44 +16,86 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import forking
 from .errors import BlockFileError
 from .file_layout import FileLayout, read_file_layout
 
-DEFAULT_OPEN_FILES = 128
+# One for pread, one for the h5py handle of a chunk index being filled in.
+MAX_DESCRIPTORS_PER_FILE = 2
+REOPEN_ATTEMPTS = 3  # a file replaced while it was being opened is opened again
+
+
+def default_max_open_files() -> int:
+    """Descriptors a dataset may hold: a quarter of the process's limit, at most 256."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 256
+    if soft == resource.RLIM_INFINITY:
+        return 256
+    return max(MAX_DESCRIPTORS_PER_FILE * 2, min(256, soft // 4))
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 class OpenBlockFile:
-    """A block file's layout and a read-only descriptor for ``pread``."""
+    """A block file's layout and a read-only descriptor for ``pread``, of one file version.
 
-    def __init__(self, layout: FileLayout, stat: os.stat_result) -> None:
-        self.layout = layout
-        self.identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    The descriptor is opened first and the layout read after; if the path names another file
+    by then (replaced on disk meanwhile), both are read again, so that the layout always
+    describes the very file the descriptor reads.
+    """
+
+    def __init__(self, path: Path, key: str | None) -> None:
         self.pins = 0
         self.evicted = False
-        self.checked_blocks: set[int] = set()  # blocks whose shape/dtype were checked against it
-        self._fd: int | None = None
+        self.checked_blocks: set[int] = set()  # blocks whose geometry was checked against it
+        self.fd = -1  # until opened; close() may run on a half-made entry (from __del__)
+        for _ in range(REOPEN_ATTEMPTS):
+            fd = _open(path)
+            try:
+                stat = os.fstat(fd)
+                layout = read_file_layout(path, key, lazy=True, stat=stat)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _identity(_stat(path)) == _identity(stat):
+                self.fd, self.layout, self.identity = fd, layout, _identity(stat)
+                return
+            os.close(fd)
+            if layout.lazy is not None:
+                layout.lazy.close()
+        raise BlockFileError(f"{path}: the file keeps changing while it is being opened")
 
     @property
-    def fd(self) -> int:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.layout.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError as error:
-                raise BlockFileError(f"{self.layout.path}: cannot open: {error}") from error
-        return self._fd
+    def descriptors(self) -> int:
+        lazy = self.layout.lazy
+        return (self.fd >= 0) + (lazy is not None and not lazy.complete)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self.layout.lazy is not None:
-            self.layout.lazy.close()
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+        layout: FileLayout | None = getattr(self, "layout", None)
+        if layout is not None and layout.lazy is not None:
+            layout.lazy.close()
 
     def __del__(self) -> None:  # a dataset dropped without close() must not leak descriptors
         try:
             self.close()
         except Exception:  # noqa: BLE001 - at interpreter exit h5py may be half torn down
             pass
+
+
+def _open(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise BlockFileError(f"{path}: block file is missing or unreadable: {error}") from error
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -61,19 +106,29 @@ def _stat(path: Path) -> os.stat_result:
 
 
 class FileCache:
-    """LRU of ``OpenBlockFile`` keyed by path; safe to use from several threads."""
+    """LRU of ``OpenBlockFile`` keyed by path, bounded in descriptors; thread-safe."""
 
-    def __init__(self, capacity: int = DEFAULT_OPEN_FILES) -> None:
-        self.capacity = max(1, int(capacity))
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = max(MAX_DESCRIPTORS_PER_FILE, int(capacity or default_max_open_files()))
         self._entries: OrderedDict[Path, OpenBlockFile] = OrderedDict()
         self._lock = threading.Lock()
+        forking.reset_after_fork(self)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def files_per_batch(self) -> int:
+        """Files one read may hold open at once (each batch is planned and read on its own)."""
+        return max(1, self.capacity // (2 * MAX_DESCRIPTORS_PER_FILE))
+
+    def descriptors(self) -> int:
+        """Descriptors held by the cached files (pinned ones that were evicted not counted)."""
+        with self._lock:
+            return sum(entry.descriptors for entry in self._entries.values())
+
     def _get(self, path: Path, key: str | None) -> OpenBlockFile:
-        stat = _stat(path)
-        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        identity = _identity(_stat(path))
         with self._lock:
             entry = self._entries.get(path)
             if entry is not None and entry.identity == identity:
@@ -81,17 +136,24 @@ class FileCache:
                 entry.pins += 1
                 return entry
         # Replaced or grown since it was indexed, or new: (re)build the index outside the lock.
-        fresh = OpenBlockFile(read_file_layout(path, key, lazy=True), stat)
-        fresh.pins = 1
+        fresh = OpenBlockFile(path, key)
         with self._lock:
+            fresh.pins = 1
             stale = self._entries.pop(path, None)
             if stale is not None:
                 self._retire(stale)
             self._entries[path] = fresh
-            while len(self._entries) > self.capacity:
-                _, oldest = self._entries.popitem(last=False)
-                self._retire(oldest)
+            self._evict()
         return fresh
+
+    def _evict(self) -> None:
+        """Close least recently used files until the descriptors fit (lock held). Pinned files
+        stay open until their read is done but no longer count against the cache."""
+        held = sum(entry.descriptors for entry in self._entries.values())
+        while held > self.capacity and len(self._entries) > 1:
+            _, oldest = self._entries.popitem(last=False)
+            held -= oldest.descriptors
+            self._retire(oldest)
 
     @staticmethod
     def _retire(entry: OpenBlockFile) -> None:
@@ -130,3 +192,13 @@ class FileCache:
             self._entries.clear()
             for entry in entries:
                 self._retire(entry)
+
+    def _after_fork_in_child(self) -> None:
+        # Threads that pinned files or held the lock do not exist here: start over. The files
+        # are closed by the next clear() of their entries, not now (no h5py calls in a fork
+        # handler); their descriptors are the child's own copies.
+        self._lock = threading.Lock()
+        for entry in self._entries.values():
+            entry.pins = 0
+            if entry.layout.lazy is not None:
+                entry.layout.lazy.after_fork_in_child()

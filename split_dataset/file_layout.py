@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
 
+from . import checksums
+from ._ext._chunk_reader import Codec
 from .chunk_index import LOOKUPS_PER_READ, LazyChunkIndex, index_all_chunks
 from .errors import BlockFileError, NoStackError
 
@@ -25,17 +26,6 @@ FILTER_BLOSC = 32001
 # Contiguous datasets are read as a grid of virtual chunks of about this size, so that a plane
 # of a large block costs one plane, and big reads still split into parallel tasks.
 VIRTUAL_CHUNK_BYTES = 256 * 1024
-
-
-class Codec(IntEnum):
-    """How the fast path decodes a chunk; must match ``src_ext/_chunk_reader.pyx``."""
-
-    RAW = 0
-    BLOSC = 1
-    DEFLATE = 2
-    SHUFFLE_DEFLATE = 3
-    SHUFFLE = 4
-    H5PY = 99  # not decoded by us: read through h5py + hdf5plugin
 
 
 _PIPELINES = {
@@ -63,12 +53,19 @@ _FILTER_NAMES = {
 _BLOSC_CODECS = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
 
 
+def is_dataset(handle, key: str) -> bool:
+    """Whether ``key`` names a dataset of the open file (not a group, not missing)."""
+    import h5py
+
+    return handle.get(key, getclass=True) is h5py.Dataset
+
+
 def stack_key(handle, path: Path) -> str:
     """The name of the array in a block file: the first top-level dataset containing 'stack'."""
     import h5py
 
     for key in handle:
-        if "stack" in key and isinstance(handle.get(key, getlink=False), h5py.Dataset):
+        if "stack" in key and is_dataset(handle, key):
             return key
     raise NoStackError(
         f"{path}: no dataset whose name contains 'stack' (found: {', '.join(handle) or 'nothing'})"
@@ -97,10 +94,16 @@ def probe_stack(path: Path, key: str | None = None) -> StackSummary:
     except OSError as error:
         raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
     with handle:
-        if key is None or handle.get(key, getclass=True) is not h5py.Dataset:
-            key = stack_key(handle, path)
-        dataset = handle[key]
-        return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape), dataset.dtype)
+        try:
+            if key is None or not is_dataset(handle, key):
+                key = stack_key(handle, path)
+            dataset = handle[key]
+            return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape),
+                                dataset.dtype)
+        except (OSError, RuntimeError, ValueError, KeyError) as error:
+            if isinstance(error, NoStackError):
+                raise
+            raise BlockFileError(f"{path}: cannot read the stack dataset: {error}") from error
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +111,9 @@ class FileLayout:
     """The stack dataset of one file: shape, dtype, chunking, codec and chunk byte ranges.
 
     ``chunk_offset[i]`` is -1 for a chunk that was never written (read as the fill value), and
-    ``chunk_index.UNKNOWN`` for one that ``lazy`` has not looked up yet.
+    ``chunk_index.UNKNOWN`` for one that ``lazy`` has not looked up yet (the reader refuses
+    to read such a chunk rather than return zeros). ``chunk_crc``: CRC-32 of each chunk's
+    stored bytes where our writer recorded them (``checksums``), else None.
     """
 
     path: Path
@@ -123,8 +128,9 @@ class FileLayout:
     chunk_offset: np.ndarray  # int64 per chunk, C order over chunk_grid
     chunk_size: np.ndarray  # int64 stored bytes
     chunk_mask: np.ndarray  # int64 HDF5 filter mask (bit i: filter i skipped)
-    file_size: int
-    file_mtime_ns: int
+    file_size: int  # when indexed: no chunk may reach past it
+    chunk_crc: np.ndarray | None = None  # int64 CRC-32 per chunk, -1 unknown
+    block_start: tuple[int, ...] | None = None  # where our writer put the block, if recorded
     lazy: LazyChunkIndex | None = None  # chunks looked up as reads need them (UNKNOWN offsets)
 
     @property
@@ -193,77 +199,91 @@ def _contiguous_table(dataset, shape, chunk, itemsize):
     return grid, offsets, sizes
 
 
-def _chunked_table(dataset, shape, chunk):
+def _chunked_table(path, dataset, shape, chunk):
     grid = _grid(shape, chunk)
     count = int(np.prod(grid))
     offsets = np.full(count, -1, dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
     masks = np.zeros(count, dtype=np.int64)
-    index_all_chunks(dataset, chunk, grid, offsets, sizes, masks)
+    index_all_chunks(path, dataset, chunk, grid, shape, offsets, sizes, masks)
     return grid, offsets, sizes, masks
 
 
-def read_file_layout(path: Path, key: str | None = None, lazy: bool = False) -> FileLayout:
+def read_file_layout(
+    path: Path, key: str | None = None, lazy: bool = False, stat: os.stat_result | None = None
+) -> FileLayout:
     """Open ``path`` with h5py once and record everything the fast reader needs.
 
     With ``lazy``, a chunked dataset of many chunks gets an index that is filled in as reads
     need it (``FileLayout.lazy``, which keeps the file open in h5py until it is complete).
+    ``stat``: the file's status as the caller saw it (its size bounds every chunk).
     """
     import h5py
 
-    try:
-        stat = os.stat(path)
-    except OSError as error:
-        raise BlockFileError(f"{path}: cannot open block file: {error}") from error
+    if stat is None:
+        try:
+            stat = os.stat(path)
+        except OSError as error:
+            raise BlockFileError(f"{path}: cannot open block file: {error}") from error
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise BlockFileError(f"{path}: not a readable HDF5 file ({error})") from error
-    lazy_index = None
     try:
-        if key is None or key not in handle:
-            key = stack_key(handle, path)
-        dataset = handle[key]
-        shape = tuple(int(s) for s in dataset.shape)
-        dtype = dataset.dtype
-        plist = dataset.id.get_create_plist()
-        filters = tuple(
-            (int(f[0]), tuple(int(v) for v in f[2]))
-            for f in (plist.get_filter(i) for i in range(plist.get_nfilters()))
-        )
-        fill = np.zeros((), dtype=dtype)
-        plist.get_fill_value(fill)
-        contiguous = dataset.chunks is None
-        try:
-            if contiguous:
-                chunk = virtual_chunk_shape(shape, dtype.itemsize)
-                grid, offsets, sizes = _contiguous_table(dataset, shape, chunk, dtype.itemsize)
-                masks = np.zeros_like(offsets)
-                codec = Codec.RAW
-            else:
-                chunk = tuple(int(c) for c in dataset.chunks)
-                codec = _PIPELINES.get(tuple(f for f, _ in filters), Codec.H5PY)
-                grid = _grid(shape, chunk)
-                count = int(np.prod(grid))
-                if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
-                    offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))
-                    lazy_index = LazyChunkIndex(Path(path), handle, dataset, chunk, grid,
-                                                offsets, sizes, masks)
-                else:
-                    grid, offsets, sizes, masks = _chunked_table(dataset, shape, chunk)
-        except (OSError, RuntimeError) as error:
-            raise BlockFileError(f"{path}: cannot index the chunks of '{key}': {error}") from error
-        if fill.tobytes() != bytes(dtype.itemsize) or dtype.hasobject or dtype.kind in "OUSV":
-            codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
-            if lazy_index is not None:
-                lazy_index.ensure_all()
-    except BaseException:
+        fields = _read_stack_layout(handle, Path(path), key, lazy)
+    except BaseException as error:
         handle.close()
+        if isinstance(error, (OSError, RuntimeError, ValueError, KeyError, TypeError)) and not (
+            isinstance(error, (BlockFileError, NoStackError))
+        ):
+            raise BlockFileError(f"{path}: cannot read the stack dataset's layout: {error}") from error
         raise
+    lazy_index = fields.pop("lazy")
     if lazy_index is None or lazy_index.complete:
         handle.close()  # else the lazy index keeps it open for its lookups
-    return FileLayout(
-        path=Path(path),
+        lazy_index = None
+    return FileLayout(path=Path(path), file_size=stat.st_size, lazy=lazy_index, **fields)
+
+
+def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
+    if key is None or not is_dataset(handle, key):
+        key = stack_key(handle, path)
+    dataset = handle[key]
+    shape = tuple(int(s) for s in dataset.shape)
+    dtype = dataset.dtype
+    plist = dataset.id.get_create_plist()
+    filters = tuple(
+        (int(f[0]), tuple(int(v) for v in f[2]))
+        for f in (plist.get_filter(i) for i in range(plist.get_nfilters()))
+    )
+    fill = np.zeros((), dtype=dtype)
+    plist.get_fill_value(fill)
+    contiguous = dataset.chunks is None
+    lazy_index = None
+    try:
+        if contiguous:
+            chunk = virtual_chunk_shape(shape, dtype.itemsize)
+            grid, offsets, sizes = _contiguous_table(dataset, shape, chunk, dtype.itemsize)
+            masks = np.zeros_like(offsets)
+            codec = Codec.RAW
+        else:
+            chunk = tuple(int(c) for c in dataset.chunks)
+            codec = _PIPELINES.get(tuple(f for f, _ in filters), Codec.H5PY)
+            grid = _grid(shape, chunk)
+            count = int(np.prod(grid))
+            if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
+                offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))
+                lazy_index = LazyChunkIndex(path, handle, dataset, chunk, grid, shape,
+                                            offsets, sizes, masks)
+            else:
+                grid, offsets, sizes, masks = _chunked_table(path, dataset, shape, chunk)
+    except (OSError, RuntimeError) as error:
+        raise BlockFileError(f"{path}: cannot index the chunks of '{key}': {error}") from error
+    if fill.tobytes() != bytes(dtype.itemsize) or dtype.hasobject or dtype.kind in "OUSV":
+        codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
+        if lazy_index is not None:
+            lazy_index.ensure_all()
+    return dict(
         key=key,
         shape=shape,
         dtype=dtype,
@@ -275,7 +295,7 @@ def read_file_layout(path: Path, key: str | None = None, lazy: bool = False) -> 
         chunk_offset=offsets,
         chunk_size=sizes,
         chunk_mask=masks,
-        file_size=stat.st_size,
-        file_mtime_ns=stat.st_mtime_ns,
-        lazy=None if lazy_index is None or lazy_index.complete else lazy_index,
+        chunk_crc=checksums.load(dataset, chunk, len(offsets)),
+        block_start=checksums.load_block_start(dataset),
+        lazy=lazy_index,
     )

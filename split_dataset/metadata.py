@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from .errors import MetadataError
 
 METADATA_SUFFIX = "stack_metadata.json"
+# In the JSON while a whole-array write of this package runs (and after it was interrupted).
+INCOMPLETE_KEY = "incomplete"
 LEGACY_METADATA_GROUP = "stack_metadata"
 
 # Keys this package interprets; everything else is kept verbatim in ``extra``.
@@ -80,10 +83,24 @@ class StackMetadata:
         return out
 
 
+MAX_EXTENT = 2**62  # larger sizes overflow the reader's int64 arithmetic
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a size")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value} is not an integer")
+    result = int(value)
+    if abs(result) >= MAX_EXTENT:
+        raise ValueError(f"{value} is too large")
+    return result
+
+
 def _int_tuple(value: Any, key: str, source: Path, ndim: int | None = None) -> tuple[int, ...]:
     try:
-        result = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+        result = tuple(_integer(v) for v in value)
+    except (TypeError, ValueError, OverflowError):
         raise MetadataError(f"{source}: '{key}' must be a list of integers, got {value!r}") from None
     if ndim is not None and len(result) != ndim:
         raise MetadataError(
@@ -94,21 +111,41 @@ def _int_tuple(value: Any, key: str, source: Path, ndim: int | None = None) -> t
     return result
 
 
+def _step(value: Any, key: str, source: Path) -> float | None:
+    """One physical step: None where unknown (missing, null, zero, not finite)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        step = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise MetadataError(f"{source}: '{key}' must hold numbers, got {value!r}") from None
+    return step if step and math.isfinite(step) else None
+
+
+def _steps(raw: dict[str, Any], key: str, source: Path) -> list[Any]:
+    given = raw[key]
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        given = [given]
+    if not isinstance(given, (list, tuple)):
+        raise MetadataError(f"{source}: '{key}' must be a list of numbers, got {given!r}")
+    return list(given)
+
+
 def _resolution(raw: dict[str, Any], ndim: int, source: Path) -> tuple[float | None, ...]:
     """``resolution`` for every axis, or ``voxel_size`` (dz, dy, dx) for the last three."""
     values: list[float | None] = [None] * ndim
     if raw.get("resolution") is not None:
-        given = list(raw["resolution"])
+        given = _steps(raw, "resolution", source)
         if len(given) != ndim:
             raise MetadataError(
                 f"{source}: 'resolution' has {len(given)} entries for a {ndim}-d array"
             )
-        values = [float(v) if v else None for v in given]
+        values = [_step(v, "resolution", source) for v in given]
     elif raw.get("voxel_size") is not None:
-        given = list(raw["voxel_size"])
+        given = _steps(raw, "voxel_size", source)
         for axis, v in zip(range(ndim - len(given), ndim), given):
             if axis >= 0:
-                values[axis] = float(v) if v else None
+                values[axis] = _step(v, "voxel_size", source)
     return tuple(values)
 
 
@@ -132,15 +169,19 @@ def parse_metadata(raw: dict[str, Any], source: Path) -> StackMetadata:
     # 0.4.4 wrote "zyx" whatever the dimensionality: only trust an order that fits.
     if not isinstance(axis_order, str) or len(axis_order) != ndim:
         axis_order = None
-    frequency = raw.get("frequency")
+    frequency = _step(raw.get("frequency"), "frequency", source)
     files = raw.get("files")
+    if files is not None and (
+        not isinstance(files, (list, tuple)) or not all(isinstance(f, str) for f in files)
+    ):
+        raise MetadataError(f"{source}: 'files' must be a list of file names, got {files!r}")
     return StackMetadata(
         shape_full=shape_full,
         shape_block=shape_block,
         padding=_int_tuple(padding, "padding", source, ndim),
         resolution=_resolution(raw, ndim, source),
         axis_order=axis_order,
-        frequency=float(frequency) if frequency else None,
+        frequency=frequency,
         files=tuple(str(f) for f in files) if files else None,
         crop_start=_int_tuple(raw.get("crop_start") or zeros, "crop_start", source, ndim),
         crop_end=_int_tuple(raw.get("crop_end") or zeros, "crop_end", source, ndim),
@@ -151,9 +192,11 @@ def parse_metadata(raw: dict[str, Any], source: Path) -> StackMetadata:
 
 def read_json_metadata(path: Path) -> StackMetadata:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise MetadataError(f"{path}: cannot read metadata: {error}") from error
+    except UnicodeDecodeError as error:
+        raise MetadataError(f"{path}: not UTF-8 text ({error})") from error
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
@@ -192,7 +235,9 @@ def read_legacy_metadata(block_file: Path) -> StackMetadata:
             ):
                 if legacy_key in group:
                     raw[key] = _legacy_item(group[legacy_key])
-    except OSError as error:
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as error:
+        if isinstance(error, MetadataError):
+            raise
         raise MetadataError(f"{block_file}: cannot read legacy metadata: {error}") from error
     return parse_metadata(raw, block_file / LEGACY_METADATA_GROUP)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._ext import _planner
+from .blocks import block_of
 from .selection import IntTerm, SliceTerm, Term, term_coordinates
 
 
@@ -120,11 +121,6 @@ def _axis_selection(term: Term) -> AxisSelection:
         np.ascontiguousarray(positions, dtype=np.int64),
         not isinstance(term, IntTerm),
     )
-
-
-def block_of(coords: np.ndarray, block_size: int, n_blocks: int) -> np.ndarray:
-    """Block owning each coordinate: the last block also owns any padding-length tail."""
-    return np.minimum(coords // block_size, n_blocks - 1)
 
 
 def _plan_blocks_reference(terms: tuple[Term, ...], block_shape, blocks_grid):

@@ -39,11 +39,15 @@ class Prefetcher:
         self._capacity = capacity
         self._futures: OrderedDict[Hashable, Future] = OrderedDict()
         self._lock = threading.Lock()
+        self._closed = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="split_dataset-prefetch")
 
-    def submit(self, key: Any) -> Future:
+    def submit(self, key: Any) -> Future | None:
+        """The future of ``key``'s read (started now, or earlier); None once shut down."""
         token = selection_token(key)
         with self._lock:
+            if self._closed:
+                return None
             if token is not None and token in self._futures:
                 return self._futures[token]
             future = self._executor.submit(self._read, key)
@@ -72,5 +76,7 @@ class Prefetcher:
             self._futures.clear()
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True  # no submission gets past here any more
         self.clear()
         self._executor.shutdown(wait=True)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ._ext import _chunk_reader
+from .blocks import owned_extent
 from .errors import BlockFileError, ChunkReadError
 from .file_cache import FileCache, OpenBlockFile
 from .file_layout import Codec, FileLayout
 from .planning import BlockPlan, ReadPlan, plan_blocks, plan_chunks
 from .selection import Term
 from .threads import effective_threads
-
 
 # Waking a sleeping helper thread costs more than decoding a few chunks (see worker_pool.h):
 # a plan of fewer than SMALL_PLAN_TASKS chunks is shared only with helpers that are awake or
@@ -34,6 +34,7 @@ class BlockGrid:
         dtype: np.dtype,
         block_shape: tuple[int, ...],
         blocks_grid: tuple[int, ...],
+        padding: tuple[int, ...],
         files: Sequence[Path],
         key: str | None,
     ) -> None:
@@ -41,58 +42,48 @@ class BlockGrid:
         self.dtype = dtype
         self.block_shape = block_shape
         self.blocks_grid = blocks_grid
+        self.padding = padding
         self.files = list(files)
         self.key = key
 
-    def owned_extent(self, block_index: tuple[int, ...]) -> tuple[int, ...]:
-        """How many elements of the array the block owns along each axis."""
-        extent = []
-        for axis, b in enumerate(block_index):
-            start = b * self.block_shape[axis]
-            last = b == self.blocks_grid[axis] - 1
-            end = self.shape[axis] if last else min(self.shape[axis], start + self.block_shape[axis])
-            extent.append(max(0, end - start))
-        return tuple(extent)
+    def block_index(self, linear: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(linear, self.blocks_grid))
+
+    def check_shape(self, path: Path, key: str, shape: tuple[int, ...],
+                    block_index: tuple[int, ...]) -> None:
+        """A block file's array must hold every element its block owns, and no more than the
+        block and its padding: a file that contradicts the metadata would be read shifted."""
+        if len(shape) != len(self.shape):
+            raise BlockFileError(
+                f"{path}: '{key}' is {len(shape)}-d, the dataset is {len(self.shape)}-d"
+            )
+        needed = owned_extent(block_index, self.block_shape, self.blocks_grid, self.shape)
+        largest = tuple(b + p for b, p in zip(self.block_shape, self.padding))
+        if any(have < need for have, need in zip(shape, needed)):
+            raise BlockFileError(
+                f"{path}: '{key}' has shape {shape} but block {block_index} needs at least "
+                f"{needed} (metadata: shape_full {self.shape}, shape_block {self.block_shape})"
+            )
+        if any(have > most for have, most in zip(shape, largest)):
+            raise BlockFileError(
+                f"{path}: '{key}' has shape {shape}, larger than the metadata's shape_block "
+                f"{self.block_shape}" + (f" plus padding {self.padding}" if any(self.padding) else "")
+                + ": the files and stack_metadata.json disagree"
+            )
 
     def check_layout(self, layout: FileLayout, block_index: tuple[int, ...]) -> None:
-        if len(layout.shape) != len(self.shape):
-            raise BlockFileError(
-                f"{layout.path}: '{layout.key}' is {len(layout.shape)}-d, the dataset is "
-                f"{len(self.shape)}-d"
-            )
+        self.check_shape(layout.path, layout.key, layout.shape, block_index)
         if layout.dtype != self.dtype:
             raise BlockFileError(
                 f"{layout.path}: '{layout.key}' has dtype {layout.dtype}, the dataset {self.dtype}"
             )
-        needed = self.owned_extent(block_index)
-        if any(have < need for have, need in zip(layout.shape, needed)):
+        expected_start = tuple(i * b for i, b in zip(block_index, self.block_shape))
+        if layout.block_start is not None and layout.block_start != expected_start:
             raise BlockFileError(
-                f"{layout.path}: '{layout.key}' has shape {layout.shape} but block "
-                f"{block_index} needs at least {needed}"
+                f"{layout.path}: written as the block starting at {layout.block_start}, but it "
+                f"is in the place of the block starting at {expected_start} (files renamed or "
+                f"swapped?)"
             )
-
-
-def _file_entry(entry: OpenBlockFile) -> tuple:
-    layout = entry.layout
-    fd = entry.fd if layout.codec != Codec.H5PY else -1
-    return (
-        fd,
-        int(layout.codec),
-        layout.dtype.itemsize,
-        layout.contiguous,
-        layout.chunk_shape,
-        layout.chunk_grid,
-        layout.chunk_offset,
-        layout.chunk_size,
-        layout.chunk_mask,
-    )
-
-
-def _chunks_of_file(plan: ReadPlan, slot: int, chunk_grid: tuple[int, ...]) -> np.ndarray:
-    """Linear indices of the chunks the plan decodes from its file ``slot``."""
-    groups = plan.task_groups[plan.task_file == slot]
-    strides = np.cumprod((1,) + tuple(chunk_grid[:0:-1]), dtype=np.int64)[::-1]
-    return plan.group_chunk[groups] @ strides
 
 
 def _describe_failure(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> str:
@@ -100,7 +91,7 @@ def _describe_failure(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> 
     entry = entries[plan.task_file[task]]
     layout = entry.layout
     linear = context.chunk_index(task)
-    what = _chunk_reader.ERROR_NAMES.get(context.error_code, f"error {context.error_code}")
+    what = _chunk_reader.ERROR_MESSAGES.get(context.error_code, f"error {context.error_code}")
     where = ""
     if 0 <= linear < len(layout.chunk_offset):
         where = (
@@ -158,11 +149,13 @@ def read_orthogonal(
     threads: int | None = None,
     background: bool = False,
     decode_only: bool = False,
+    verify_checksums: bool = False,
 ) -> None:
     """Fill ``out`` (one axis per non-integer term, any strides) with the orthogonal selection.
 
     A ``background`` read (prefetch) yields to foreground reads between chunks. ``decode_only``
     (benchmarks) reads and decodes the same chunks and leaves ``out`` alone: the ceiling.
+    ``verify_checksums``: chunks whose CRC-32 our writer recorded are checked before decoding.
     """
     n_threads = effective_threads(threads)
     if n_threads > 1 and out.nbytes >= EAGER_WAKE_BYTES:
@@ -171,23 +164,27 @@ def read_orthogonal(
     if out.size == 0 or not block_plan.files:
         return
     # Bound the files held open at once; each batch is planned and executed on its own.
-    batch_size = max(1, cache.capacity // 2)
+    batch_size = cache.files_per_batch
+    options = ReadOptions(n_threads, background, decode_only, verify_checksums)
     if len(block_plan.files) <= batch_size:
-        _read_batch(grid, cache, block_plan, out, n_threads, background, decode_only)
+        _read_batch(grid, cache, block_plan, out, options)
         return
     for first in range(0, len(block_plan.files), batch_size):
         batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
-        _read_batch(grid, cache, batch, out, n_threads, background, decode_only)
+        _read_batch(grid, cache, batch, out, options)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    threads: int
+    background: bool = False  # prefetch: yield to foreground reads between chunks
+    decode_only: bool = False  # benchmarks: read and decode, copy nothing
+    verify_checksums: bool = False  # check the CRC-32 of chunks our writers recorded
 
 
 def _read_batch(
-    grid: BlockGrid,
-    cache: FileCache,
-    block_plan: BlockPlan,
-    out: np.ndarray,
-    n_threads: int,
-    background: bool,
-    decode_only: bool = False,
+    grid: BlockGrid, cache: FileCache, block_plan: BlockPlan, out: np.ndarray,
+    options: ReadOptions,
 ) -> None:
     paths = [grid.files[f] for f in block_plan.files]
     with cache.acquire(paths, grid.key) as entries:
@@ -198,16 +195,15 @@ def _read_batch(
         plan = plan_chunks(
             block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, entries)}
         )
+        context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
         for slot, entry in enumerate(entries):
             lazy = entry.layout.lazy
             if lazy is not None and not lazy.complete:
-                lazy.ensure(_chunks_of_file(plan, slot, entry.layout.chunk_grid))
-        out_strides = [out.strides[a] if a >= 0 else 0 for a in plan.out_axis]
-        context = _chunk_reader.ReadContext(plan, out, out_strides, [_file_entry(e) for e in entries])
-        context.background = background
-        context.decode_only = decode_only
-        context.run(min(n_threads, plan.n_tasks), plan.n_tasks < SMALL_PLAN_TASKS)
+                lazy.ensure(context.chunks_of_file(slot))
+        context.background = options.background
+        context.decode_only = options.decode_only
+        context.run(min(options.threads, plan.n_tasks), plan.n_tasks < SMALL_PLAN_TASKS)
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))
-        if any(e.layout.codec == Codec.H5PY for e in entries) and not decode_only:
+        if any(e.layout.codec == Codec.H5PY for e in entries) and not options.decode_only:
             _read_with_h5py(context, plan, entries)

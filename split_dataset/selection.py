@@ -18,6 +18,8 @@ from typing import Any, Union
 
 import numpy as np
 
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+
 _VALID_INDICES = (
     "only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and integer or "
     "boolean arrays are valid indices"
@@ -145,22 +147,27 @@ def _classify(item: Any) -> _Item:
         return _Item("slice", item)
     if isinstance(item, (bool, np.bool_)):
         return _Item("boolscalar", bool(item))
-    if isinstance(item, np.ndarray) or isinstance(item, (list, tuple)):
-        array = np.asarray(item)
-        if array.dtype == np.bool_:
-            if array.ndim == 0:
-                return _Item("boolscalar", bool(array))
-            return _Item("mask", array)
-        if array.size == 0 and array.dtype.kind == "f" and not isinstance(item, np.ndarray):
-            array = array.astype(np.intp)  # NumPy reads an empty list as an empty index
-        if array.dtype.kind not in "iu":
-            raise IndexError("arrays used as indices must be of integer (or boolean) type")
-        if array.ndim == 0:  # places its (empty) broadcast shape exactly like an integer
-            return _Item("int", int(array))
-        return _Item("array", array)
-    if isinstance(item, (float, complex, str, bytes)) or not hasattr(item, "__index__"):
+    if isinstance(item, (float, complex, str, bytes)):
         raise IndexError(_VALID_INDICES)
-    return _Item("int", operator.index(item))
+    if not isinstance(item, (np.ndarray, list, tuple)) and hasattr(item, "__index__"):
+        try:
+            return _Item("int", operator.index(item))
+        except Exception:  # noqa: BLE001 - NumPy swallows it and refuses the index
+            raise IndexError(_VALID_INDICES) from None
+    array = np.asarray(item)  # lists, tuples, ranges, memoryviews, any array-like
+    if array.dtype == np.bool_:
+        if array.ndim == 0:
+            return _Item("boolscalar", bool(array))
+        return _Item("mask", array)
+    if array.size == 0 and array.dtype.kind == "f" and not isinstance(item, np.ndarray):
+        array = array.astype(np.intp)  # NumPy reads an empty list as an empty index
+    if array.dtype.kind not in "iu":
+        if array.ndim == 0:
+            raise IndexError(_VALID_INDICES)
+        raise IndexError("arrays used as indices must be of integer (or boolean) type")
+    if array.ndim == 0:  # places its (empty) broadcast shape exactly like an integer
+        return _Item("int", int(array))
+    return _Item("array", array)
 
 
 def _expand(key: Any, ndim: int) -> list[_Item]:
@@ -191,6 +198,12 @@ def _expand(key: Any, ndim: int) -> list[_Item]:
 
 
 def _check_int(value: int, axis: int, size: int) -> int:
+    """An integer index, wrapped, raising as NumPy does (which converts it to an int64 first:
+    values in [2**63, 2**64) overflow, values beyond are not indices at all)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        if INT64_MAX < value <= UINT64_MAX:
+            raise OverflowError("Python int too large to convert to C long")
+        raise IndexError(_VALID_INDICES)
     if not -size <= value < size:
         raise IndexError(f"index {value} is out of bounds for axis {axis} with size {size}")
     return value + size if value < 0 else value
@@ -213,8 +226,10 @@ def _canonical_vector(array: np.ndarray, axis: int, size: int) -> np.ndarray:
 def _slice_term(value: slice, size: int) -> SliceTerm:
     start, stop, step = value.indices(size)  # raises like NumPy for a zero step or bad types
     count = len(range(start, stop, step))
-    if step > 0 or count == 0:
-        return SliceTerm(start if count else 0, abs(step), count)
+    if count <= 1:  # the step does not matter (and may not fit in 64 bits: 2**63)
+        return SliceTerm(start if count else 0, 1, count)
+    if step > 0:
+        return SliceTerm(start, step, count)
     # Plan the positive stride over the same elements, reverse on the output side.
     last = start + step * (count - 1)
     return SliceTerm(last, -step, count, reverse=True)

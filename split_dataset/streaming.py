@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from . import destination as destinations
 from .block_file import (
     BlockEncoding,
     PreparedBlock,
@@ -62,21 +63,9 @@ from .block_file import (
     fsync_path,
     prepare_block,
 )
-from .errors import SplitDatasetError
+from .errors import BlockWriteError
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
-from .writer import prepare_destination
-
-
-class BlockWriteError(SplitDatasetError, OSError):
-    """A block file could not be written (disk full, permission...); earlier blocks are intact.
-
-    ``filename`` is the file that failed, ``errno`` the original error's (or None), and the
-    original exception is the ``__cause__``.
-    """
-
-    def __str__(self) -> str:  # OSError would format errno and filename itself
-        return str(self.args[0]) if self.args else ""
 
 
 class SplitDatasetWriter:
@@ -185,10 +174,14 @@ class SplitDatasetWriter:
         )
 
         self.path = Path(path)
-        prepare_destination(self.path, overwrite)
+        self._destination = destinations.prepare(self.path, overwrite)
+        # From the first moment on, the folder opens as a (still empty) dataset. A dataset it
+        # replaces is exchanged with it now (a live recording must be at its path) and deleted
+        # when the writer closes.
+        write_json_metadata(self._destination.folder, self._metadata, durable=self.durable)
+        if self._destination.aside:
+            self._destination.swap(self.durable)
         self._folder_fd = os.open(self.path, os.O_RDONLY)
-        # From the first moment on, the folder opens as a (still empty) dataset.
-        write_json_metadata(self.path, self._metadata, durable=self.durable)
 
         # state shared with the workers, under _lock
         self._lock = threading.Lock()
@@ -340,7 +333,8 @@ class SplitDatasetWriter:
         prepared = None
         try:
             if self._publishable(index):  # else a block before it failed: it can never be
-                prepared = prepare_block(temporary, block, self._encoding)
+                start = (index * self.frames_per_block,) + (0,) * len(self.frame_shape)
+                prepared = prepare_block(temporary, block, self._encoding, block_start=start)
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, index)
         finally:
@@ -380,12 +374,7 @@ class SplitDatasetWriter:
 
     def _fail(self, error: BaseException, path: Path, index: int) -> None:
         """Record a failure of block ``index``: blocks before it are still published."""
-        wrapped = BlockWriteError(
-            f"{path}: writing block {index} failed: {type(error).__name__}: {error}"
-        )
-        wrapped.filename = str(path)
-        wrapped.errno = getattr(error, "errno", None)
-        wrapped.__cause__ = error
+        wrapped = BlockWriteError.for_block(error, path, index)
         with self._changed:
             if self._error is None:
                 self._error = wrapped
@@ -506,6 +495,7 @@ class SplitDatasetWriter:
                     self._remove_uncommitted()
             finally:
                 os.close(self._folder_fd)
+                self._destination.remove_replaced()
         self._raise_worker_error(again=False)
 
     def _remove_uncommitted(self) -> None:

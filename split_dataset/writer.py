@@ -1,70 +1,55 @@
-"""Writing split datasets that every existing reader opens (0.4.x, flammkuchen/PyTables, h5py).
+"""Writing whole split datasets that every existing reader opens (0.4.x, flammkuchen/PyTables,
+h5py): from an array-like (``save_to_split_dataset``) or block by block (``EmptySplitDataset``).
 
 Files are ``{:04d}.h5`` from 0000 in C order over the block grid, one array per file under
 ``stack_{N}D`` (``stack`` for block-by-block saving), blosc filter 32001 with byte shuffle or
 uncompressed, small inner chunks so that one plane or one pixel over time is cheap to read.
-Each block file is written under a temporary name and renamed when complete, and the JSON is
-replaced atomically, so a crash never leaves a half-written file under a block's name.
+
+Crash safety: ``stack_metadata.json`` is written first, marked incomplete, and rewritten
+without the mark once every block is in; each block file is written under a temporary name,
+fsynced and renamed when complete. Killed or out of disk midway, the folder opens with its
+complete blocks (and says it is incomplete), ``resume=True`` finishes it, and a dataset that
+was being replaced (``overwrite=True``) is still there, whole (see ``destination``).
 """
 
 from __future__ import annotations
 
-import re
-import warnings
+import os
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import destination as destinations
 from .block_file import (
     PreparedBlock,
     block_encoding,
+    parse_compression,
     prepare_block,
     publish_temporary,
     temporary_name,
     write_block_file,
 )
 from .blocks import Blocks
-from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
+from .destination import INCOMPLETE_KEY
+from .discovery import find_metadata_file
+from .errors import BlockWriteError, DestinationError
+from .metadata import StackMetadata, read_json_metadata, write_json_metadata
 from .threads import effective_threads
-
-_NUMBERED_H5 = re.compile(r"^.*\d+\.h5$")
-
-
-def prepare_destination(path: Path, overwrite: bool) -> None:
-    """Create the folder of a new dataset; an existing dataset there is refused or removed.
-
-    With ``overwrite``, the metadata goes first (a folder left half-cleaned by a crash is then
-    no dataset at all rather than a shorter, silently wrong one), then every numbered ``.h5``
-    (each is a block to the reader) and leftover temporary files; other files are kept.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{path}: folder exists and is not empty; pass overwrite=True to replace "
-                f"the dataset in it"
-            )
-        stale = sorted(path.glob(f"*{METADATA_SUFFIX}"))
-        stale += sorted(path.glob(f"*{METADATA_SUFFIX}.tmp"))
-        stale += [p for p in sorted(path.glob("*.h5")) if _NUMBERED_H5.match(p.name)]
-        stale += sorted(path.glob("*.h5.tmp"))
-        for file in stale:
-            if file.is_file() or file.is_symlink():
-                file.unlink()
-    path.mkdir(parents=True, exist_ok=True)
 
 
 class EmptySplitDataset(Blocks):
     """A dataset being written block by block (0.4.x API): ``files``, ``slices()``,
-    ``save_block_data(n, data)``, then ``finalize()`` writes the metadata and reopens it.
+    ``save_block_data(n, data)``, then ``finalize()`` writes the final metadata and opens it.
 
     Blocks may be written by several worker processes at once: each writes its own files.
+    The folder must not hold a dataset already: ``overwrite=True`` replaces one (atomically,
+    at ``finalize``), ``resume=True`` continues an interrupted write of the same geometry
+    (``missing_blocks()`` says which blocks are still to write).
     """
 
     def __init__(
@@ -72,37 +57,92 @@ class EmptySplitDataset(Blocks):
         root: str | Path,
         name: str,
         *args: Any,
-        resolution: Sequence[float] | None = None,
+        resolution: Sequence[float | None] | None = None,
         frequency: float | None = None,
         axis_order: str | None = None,
         compression: Any = "blosc",
+        dtype: Any = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.root = Path(root) / name
-        if self.root.is_dir() and any(self.root.iterdir()):
-            warnings.warn(f"{self.root}: writing into a folder that is not empty", stacklevel=2)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.files = [f"{i:04d}.h5" for i in range(self.n_blocks)]
+        parse_compression(compression)  # a bad name fails here, before the folder is touched
+        self.final_root = Path(root) / name
         self.resolution = resolution
         self.frequency = frequency
         self.axis_order = axis_order
         self.compression = compression
-        self.dtype: np.dtype | None = None  # recorded in the JSON when known
+        self.durable = durable
+        # recorded in the JSON when known (else learned from the first block saved here)
+        self.dtype: np.dtype | None = None if dtype is None else np.dtype(dtype)
+        self.files = [f"{i:04d}.h5" for i in range(self.n_blocks)]
+        if resume:
+            self._check_resumable()
+        self._destination = destinations.prepare(self.final_root, overwrite, resume=resume)
+        self.root = self._destination.folder
+        # From now on the folder says what it will hold, and that it is not complete yet.
+        write_json_metadata(self.root, self.metadata(incomplete=True), durable=durable)
+
+    def _check_resumable(self) -> None:
+        path = find_metadata_file(self.final_root) if self.final_root.is_dir() else None
+        found = None if path is None else read_json_metadata(path)
+        if found is None or INCOMPLETE_KEY not in found.extra:
+            raise DestinationError(
+                f"{self.final_root}: holds no interrupted write to resume"
+                + ("" if found is None else " (its stack_metadata.json is complete)")
+            )
+        expected = self.metadata()
+        if (found.shape_full, found.shape_block, found.padding) != (
+            expected.shape_full, expected.shape_block, expected.padding
+        ):
+            raise DestinationError(
+                f"{self.final_root}: the interrupted write there has shape {found.shape_full} in "
+                f"blocks of {found.shape_block}, not {expected.shape_full} in "
+                f"{expected.shape_block}: not the same dataset, not resuming"
+            )
+        if found.dtype is not None and self.dtype is not None and np.dtype(found.dtype) != self.dtype:
+            raise DestinationError(
+                f"{self.final_root}: the interrupted write there is {np.dtype(found.dtype)}, "
+                f"this one {self.dtype}: not resuming"
+            )
+
+    def missing_blocks(self) -> list[int]:
+        """Blocks whose file is not written yet (all of them, unless resuming)."""
+        return [n for n, name in enumerate(self.files) if not (self.root / name).is_file()]
+
+    def block_start(self, n: int) -> tuple[int, ...]:
+        """Where block ``n`` starts in the dataset's array."""
+        return tuple(i * b for i, b in zip(self.linear_to_cartesian(n), self.shape_block))
 
     def save_block_data(self, n: int, data: np.ndarray, verbose: bool = False) -> None:
         if not 0 <= n < self.n_blocks:
             raise IndexError(f"block {n} is out of range for {self.n_blocks} blocks")
         if verbose:
             print("Saving", self.root / self.files[n])
-        write_block_file(self.root / self.files[n], np.asarray(data), "stack", self.compression)
+        data = np.asarray(data)
+        if self.dtype is None:
+            self.dtype = data.dtype
+        path = self.root / self.files[n]
+        try:
+            write_block_file(path, data, "stack", self.compression,
+                             block_start=self.block_start(n), durable=self.durable)
+        except OSError as error:
+            raise BlockWriteError.for_block(error, path, n) from error
 
-    def metadata(self) -> StackMetadata:
+    def metadata(self, incomplete: bool = False) -> StackMetadata:
         ndim = len(self.shape_cropped)
         resolution = self.resolution if self.resolution is not None else (None,) * ndim
         if len(resolution) != ndim:
             raise ValueError(f"resolution has {len(resolution)} entries for a {ndim}-d dataset")
         axis_order = self.axis_order or ("tzyx" if ndim == 4 else "zyx"[-ndim:] if ndim <= 3 else None)
+        extra: dict[str, Any] = {}
+        if incomplete:
+            extra[INCOMPLETE_KEY] = {
+                "writer": "split_dataset",
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
         return StackMetadata(
             shape_full=tuple(self.shape_cropped),
             shape_block=tuple(self.shape_block),
@@ -113,15 +153,45 @@ class EmptySplitDataset(Blocks):
             files=None,
             crop_start=(0,) * ndim,
             crop_end=(0,) * ndim,
+            extra=extra,
             dtype=None if self.dtype is None else self.dtype.str,
         )
 
-    def finalize(self, durable: bool = True):
-        """Write the metadata (atomically; fsynced if ``durable``) and open the dataset."""
+    def finalize(self, durable: bool | None = None):
+        """Write the final metadata (atomically; fsynced if ``durable``), put the dataset in
+        its place (replacing an old one if asked) and open it."""
         from .dataset import SplitDataset
 
+        durable = self.durable if durable is None else durable
+        missing = self.missing_blocks()
+        if missing:
+            raise BlockWriteError(
+                f"{self.root}: blocks {missing[:10]}{'...' if len(missing) > 10 else ''} "
+                f"({len(missing)} of {self.n_blocks}) were never written; the folder stays "
+                f"marked incomplete"
+            )
         write_json_metadata(self.root, self.metadata(), durable=durable)
+        self._destination.commit(durable)
+        self.root = self._destination.folder
         return SplitDataset(self.root)
+
+    def abandon(self) -> None:
+        """After a failure: remove our temporary files, and a folder written aside (the
+        dataset it would have replaced stays untouched). Complete blocks of a write in place
+        stay, with the metadata marked incomplete, for ``resume``; with none, nothing stays."""
+        published = len(self.missing_blocks()) < self.n_blocks
+        self._destination.abandon(published)
+
+
+def source_paths(data: Any) -> list[Path]:
+    """The files or folders an array-like reads from (a split dataset, an h5py dataset, a
+    memory-mapped .npy), so that no writer writes over them."""
+    paths = []
+    for candidate in (getattr(data, "root", None), getattr(data, "filename", None),
+                      getattr(getattr(data, "file", None), "filename", None)):
+        if isinstance(candidate, (str, os.PathLike)):
+            paths.append(Path(candidate))
+    return paths
 
 
 def save_to_split_dataset(
@@ -132,7 +202,7 @@ def save_to_split_dataset(
     padding: Sequence[int] | int = 0,
     prefix: str = "",
     compression: Any = "blosc",
-    resolution: Sequence[float] | None = None,
+    resolution: Sequence[float | None] | None = None,
     frequency: float | None = None,
     axis_order: str | None = None,
     compression_level: int | None = None,
@@ -140,21 +210,29 @@ def save_to_split_dataset(
     progress: bool = False,
     threads: int | None = None,
     durable: bool = True,
+    overwrite: bool = False,
+    resume: bool = False,
 ):
-    """Save any sliceable array (NumPy, h5py, zarr, another SplitDataset) block by block.
+    """Save any sliceable array (NumPy, h5py, zarr, another SplitDataset) block by block into
+    ``root_name/prefix``; returns the written dataset, opened.
 
     Blocks are read one at a time and compressed on ``threads`` worker threads (default: the
     package default), so memory holds a few blocks, never the whole array. Each block file is
-    written under a temporary name and renamed when complete, so that a killed process leaves
-    only whole files; ``durable`` (default) also fsyncs each one before the rename, so that
-    they survive a power cut too (``durable=False`` writes at page-cache speed). Returns the
-    written dataset, opened.
+    written under a temporary name and renamed when complete; ``durable`` (default) also
+    fsyncs each one before the rename, so that they survive a power cut too (``durable=False``
+    writes at page-cache speed).
+
+    The destination must not hold a dataset (``overwrite=True`` replaces it, atomically, once
+    the new one is complete) and must not be where ``data`` is read from. Killed midway, the
+    folder holds the blocks written so far and says it is incomplete; ``resume=True`` (same
+    data, same settings) writes the rest.
     """
     if block_size is None:
         block_size = getattr(data, "shape_block", None)
     if block_size is None:
         raise ValueError("block_size is required unless data has a shape_block")
     name = prefix + ("_cropped" if crop is not None else "")
+    destinations.check_not_source(Path(root_name) / name, source_paths(data))
     target = EmptySplitDataset(
         root_name,
         name,
@@ -166,18 +244,38 @@ def save_to_split_dataset(
         frequency=frequency,
         axis_order=axis_order,
         compression=compression,
+        dtype=data.dtype,
+        overwrite=overwrite,
+        resume=resume,
+        durable=durable,
     )
-    target.dtype = np.dtype(data.dtype)
+    try:
+        _write_blocks(target, data, compression_level, chunk_shape, progress, threads, durable)
+    except BaseException:
+        target.abandon()
+        raise
+    return target.finalize(durable)
+
+
+def _write_blocks(target: EmptySplitDataset, data: Any, compression_level: int | None,
+                  chunk_shape: Sequence[int] | None, progress: bool, threads: int | None,
+                  durable: bool) -> None:
+    """Read the blocks still missing from ``data`` (in order) and write them.
+
+    The source is read here, one block at a time (h5py and zarr sources are not thread-safe).
+    Three stages, each bounded to two blocks per worker in flight: ``threads`` workers
+    compress; one thread writes the HDF5 files (HDF5 serializes its calls anyway); one more
+    fsyncs and renames them, in block order, so that an interrupted write leaves a prefix.
+    Compression never waits for HDF5 or for the disk.
+    """
     key = f"stack_{len(target.shape_cropped)}D"
-    blocks = zip(target.files, target.slices())
+    todo = set(target.missing_blocks())
+    blocks = [(n, name, slices) for n, (name, (_, slices)) in
+              enumerate(zip(target.files, target.slices())) if n in todo]
     if progress:
         from tqdm import tqdm
 
-        blocks = tqdm(blocks, total=target.n_blocks, desc="writing blocks", unit="file")
-    # The source is read here, one block at a time (h5py and zarr sources are not thread-safe).
-    # Three stages, each bounded to two blocks per worker in flight: ``threads`` workers
-    # compress; one thread writes the HDF5 files (HDF5 serializes its calls anyway); one more
-    # fsyncs and renames them. Compression never waits for HDF5 or for the disk.
+        blocks = tqdm(blocks, desc="writing blocks", unit="file")  # type: ignore[assignment]
     n_threads = effective_threads(threads)
     compressing: deque[Future] = deque()
     storing: deque[Future] = deque()
@@ -186,13 +284,27 @@ def save_to_split_dataset(
             ThreadPoolExecutor(1, thread_name_prefix="split_dataset_store") as store, \
             ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool:
 
-        def compress(path: Path, block: np.ndarray) -> tuple[Path, PreparedBlock]:
+        def compress(n: int, path: Path, block: np.ndarray) -> tuple[int, Path, PreparedBlock]:
             block = np.ascontiguousarray(block)
-            encoding = block_encoding(block, key, compression, compression_level, chunk_shape)
-            return path, prepare_block(temporary_name(path), block, encoding)
+            encoding = block_encoding(block, key, target.compression, compression_level,
+                                      chunk_shape)
+            try:
+                return n, path, prepare_block(temporary_name(path), block, encoding,
+                                              target.block_start(n))
+            except OSError as error:
+                raise BlockWriteError.for_block(error, temporary_name(path), n) from error
 
-        def write(path: Path, prepared: PreparedBlock) -> Future:
-            return durability.submit(publish_temporary, prepared.store(), path, durable)
+        def write(n: int, path: Path, prepared: PreparedBlock) -> Future:
+            try:
+                return durability.submit(publish, n, prepared.store(), path)
+            except OSError as error:
+                raise BlockWriteError.for_block(error, prepared.temporary, n) from error
+
+        def publish(n: int, temporary: Path, path: Path) -> None:
+            try:
+                publish_temporary(temporary, path, durable)
+            except OSError as error:
+                raise BlockWriteError.for_block(error, temporary, n) from error
 
         def advance(limit: int) -> None:
             while len(compressing) > limit:
@@ -200,11 +312,10 @@ def save_to_split_dataset(
             while len(storing) > limit:
                 published.append(storing.popleft().result())
 
-        for file_name, (_, slices) in blocks:
+        for n, file_name, slices in blocks:
             advance(2 * n_threads - 1)
-            compressing.append(pool.submit(compress, target.root / file_name,
+            compressing.append(pool.submit(compress, n, target.root / file_name,
                                            np.asarray(data[slices])))
         advance(0)
         for future in published:
             future.result()
-    return target.finalize(durable)

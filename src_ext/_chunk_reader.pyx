@@ -3,21 +3,25 @@
 
 Runs with the GIL released, on the calling thread and on workers of a persistent native
 pool (``worker_pool.h``), all on the same context: tasks are handed out through an atomic
-counter and every task writes a region of the output that no other task writes (each output element belongs to exactly one
-chunk of one file), so no locks are needed. Scratch buffers and the blosc decompression
-context are thread-local.
+counter and every task writes a region of the output that no other task writes (each output
+element belongs to exactly one chunk of one file), so no locks are needed. Scratch buffers and
+the blosc decompression context are per thread, and freed when the thread exits.
 
 Decoders: blosc (HDF5 filter 32001, Blosc1 chunks, all codecs and shuffles) through c-blosc2;
 deflate through zlib-ng (bundled in the same static library); HDF5's byte shuffle through
-c-blosc2's SIMD unshuffle. Every size is checked against the file layout before a byte is
-written, so corrupt input yields an error code, never an out-of-bounds access.
+c-blosc2's SIMD unshuffle. The plan is bounds-checked once when the context is made, and every
+size is checked against the file layout before a byte is written, so corrupt input yields an
+error code, never an out-of-bounds access or silently wrong values.
+
+This module is the one home of the codec ids and error codes shared with Python
+(``Codec``, ``ReadError``, ``ERROR_MESSAGES``).
 """
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT32_MIN, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from libc.stdlib cimport malloc, free, calloc
+from libc.stdlib cimport free, calloc
 
 cnp.import_array()
 
@@ -25,8 +29,6 @@ cdef extern from "blosc2.h" nogil:
     ctypedef struct blosc2_context:
         pass
     void blosc2_init()
-    int blosc2_cbuffer_sizes(const void* cbuffer, int32_t* nbytes, int32_t* cbytes,
-                             int32_t* blocksize)
     int blosc2_decompress_ctx(blosc2_context* context, const void* src, int32_t srcsize,
                               void* dest, int32_t destsize)
     int32_t blosc2_unshuffle(int32_t typesize, int32_t blocksize, const void* src, void* dest)
@@ -34,6 +36,7 @@ cdef extern from "blosc2.h" nogil:
 cdef extern from *:
     """
     #include <errno.h>
+    #include <pthread.h>
     #include <stdint.h>
     #include <stdlib.h>
     #include <unistd.h>
@@ -42,14 +45,44 @@ cdef extern from *:
     /* zlib-ng's native API, linked from libblosc2.a, which bundles zlib-ng. */
     int32_t zng_uncompress(uint8_t *dest, size_t *destLen, const uint8_t *source,
                            size_t sourceLen);
+    uint32_t zng_crc32_z(uint32_t crc, const uint8_t *buf, size_t len);
 
+    /* Per-thread state: scratch buffers and the blosc decompression context. Reached through
+       a __thread pointer (fast), registered under a pthread key whose destructor frees it
+       when the thread exits: threads that come and go leave no memory behind. */
     typedef struct { char *data; size_t capacity; } sd_buffer;
-    static __thread sd_buffer sd_tls_buffers[3];
-    static __thread blosc2_context *sd_tls_dctx = NULL;
+    typedef struct { sd_buffer buffers[3]; blosc2_context *dctx; } sd_thread_state;
+
+    static pthread_key_t sd_state_key;
+    static pthread_once_t sd_state_once = PTHREAD_ONCE_INIT;
+    static __thread sd_thread_state *sd_state = NULL;
+
+    static void sd_state_free(void *pointer) {
+        sd_thread_state *state = (sd_thread_state *)pointer;
+        for (int i = 0; i < 3; i++) free(state->buffers[i].data);
+        if (state->dctx != NULL) blosc2_free_ctx(state->dctx);
+        free(state);
+        sd_state = NULL;
+    }
+
+    static void sd_state_key_create(void) { pthread_key_create(&sd_state_key, sd_state_free); }
+
+    static sd_thread_state *sd_thread(void) {
+        if (sd_state == NULL) {
+            pthread_once(&sd_state_once, sd_state_key_create);
+            sd_thread_state *state = (sd_thread_state *)calloc(1, sizeof(sd_thread_state));
+            if (state == NULL) return NULL;
+            if (pthread_setspecific(sd_state_key, state) != 0) { free(state); return NULL; }
+            sd_state = state;
+        }
+        return sd_state;
+    }
 
     /* A per-thread buffer of at least `size` bytes (0: compressed, 1: decoded, 2: staging). */
     static char *sd_scratch(int which, size_t size) {
-        sd_buffer *buffer = &sd_tls_buffers[which];
+        sd_thread_state *state = sd_thread();
+        if (state == NULL) return NULL;
+        sd_buffer *buffer = &state->buffers[which];
         if (buffer->capacity < size) {
             char *grown = (char *)realloc(buffer->data, size);
             if (grown == NULL) return NULL;
@@ -60,12 +93,35 @@ cdef extern from *:
     }
 
     static blosc2_context *sd_dctx(void) {
-        if (sd_tls_dctx == NULL) {
+        sd_thread_state *state = sd_thread();
+        if (state == NULL) return NULL;
+        if (state->dctx == NULL) {
             blosc2_dparams params = BLOSC2_DPARAMS_DEFAULTS;
             params.nthreads = 1;
-            sd_tls_dctx = blosc2_create_dctx(params);
+            state->dctx = blosc2_create_dctx(params);
         }
-        return sd_tls_dctx;
+        return state->dctx;
+    }
+
+    /* A context that failed once may keep state that decodes later, valid chunks wrongly
+       (seen with c-blosc2 4.x): it never decodes again. */
+    static void sd_dctx_discard(void) {
+        if (sd_state != NULL && sd_state->dctx != NULL) {
+            blosc2_free_ctx(sd_state->dctx);
+            sd_state->dctx = NULL;
+        }
+    }
+
+    static int sd_thread_has_state(void) { return sd_state != NULL; }
+
+    /* Decode a blosc chunk with this thread's context, which is discarded if it fails.
+       Returns c-blosc2's status (destsize on success), or INT32_MIN without memory. */
+    static int sd_blosc_decode(const void *src, int32_t srcsize, void *dest, int32_t destsize) {
+        blosc2_context *context = sd_dctx();
+        if (context == NULL) return INT32_MIN;
+        int status = blosc2_decompress_ctx(context, src, srcsize, dest, destsize);
+        if (status != destsize) sd_dctx_discard();
+        return status;
     }
 
     /* pread all of `size` bytes; returns 0, -errno, or 1 on end of file (truncated). */
@@ -95,26 +151,44 @@ cdef extern from *:
     static int sd_load_error(int *slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
 
     /* Foreground reads in progress, process-wide. Background (prefetch) reads wait between
-       chunks while it is non-zero, so a viewer's read never queues behind read-ahead. */
+       chunks while it is non-zero, so a viewer's read never queues behind read-ahead. The
+       wait is bounded: a long bulk read in the foreground lets read-ahead go on after a
+       while rather than starve it. A forked child starts at zero: the reads counted here
+       ran on threads the child does not have. */
     static int sd_foreground_reads = 0;
+    #define SD_YIELD_MAX_US 100000
 
     static void sd_foreground_enter(void) { __atomic_add_fetch(&sd_foreground_reads, 1, __ATOMIC_SEQ_CST); }
     static void sd_foreground_leave(void) { __atomic_sub_fetch(&sd_foreground_reads, 1, __ATOMIC_SEQ_CST); }
+    static int sd_foreground_count(void) { return __atomic_load_n(&sd_foreground_reads, __ATOMIC_SEQ_CST); }
     static void sd_yield_to_foreground(void) {
-        while (__atomic_load_n(&sd_foreground_reads, __ATOMIC_RELAXED) > 0) usleep(20);
+        for (int waited = 0; waited < SD_YIELD_MAX_US; waited += 20) {
+            if (__atomic_load_n(&sd_foreground_reads, __ATOMIC_RELAXED) <= 0) return;
+            usleep(20);
+        }
+    }
+    static void sd_reader_after_fork_child(void) { sd_foreground_reads = 0; }
+    static void sd_reader_register_fork_handler(void) {
+        pthread_atfork(NULL, NULL, sd_reader_after_fork_child);
     }
     """
     char* sd_scratch(int which, size_t size) nogil
     blosc2_context* sd_dctx() nogil
+    void sd_dctx_discard() nogil
+    int sd_blosc_decode(const void* src, int32_t srcsize, void* dest, int32_t destsize) nogil
+    int sd_thread_has_state() nogil
     int sd_pread_all(int fd, char* buffer, int64_t size, int64_t offset) nogil
     int64_t sd_next_task(int64_t* counter) nogil
     int sd_first_error(int* slot, int code) nogil
     int sd_load_error(int* slot) nogil
     void sd_foreground_enter() nogil
     void sd_foreground_leave() nogil
+    int sd_foreground_count() nogil
     void sd_yield_to_foreground() nogil
+    void sd_reader_register_fork_handler() nogil
     int32_t zng_uncompress(uint8_t* dest, size_t* destLen, const uint8_t* source,
                            size_t sourceLen) nogil
+    uint32_t zng_crc32_z(uint32_t crc, const uint8_t* buf, size_t len) nogil
 
 cdef extern from "worker_pool.h" nogil:
     ctypedef void (*sd_job_fn)(void*) noexcept nogil
@@ -123,6 +197,59 @@ cdef extern from "worker_pool.h" nogil:
     void sd_pool_wake(int helpers, int64_t spin_ns)
 
 blosc2_init()
+sd_reader_register_fork_handler()
+
+
+# --- contracts with Python: defined here, once ------------------------------------------------
+
+cpdef enum Codec:
+    """How the fast path decodes a file's chunks (``FileLayout.codec``)."""
+    RAW = 0
+    BLOSC = 1
+    DEFLATE = 2
+    SHUFFLE_DEFLATE = 3
+    SHUFFLE = 4
+    H5PY = 99  # not decoded here: read through h5py + hdf5plugin
+
+
+cpdef enum ReadError:
+    """Why a read stopped (``ReadContext.error_code``); ``ERROR_MESSAGES`` says it in words."""
+    READ_FAILED = 1
+    TRUNCATED = 2
+    BAD_BLOSC_HEADER = 3
+    WRONG_DECODED_SIZE = 4
+    BLOSC_FAILED = 5
+    DEFLATE_FAILED = 6
+    WRONG_STORED_SIZE = 7
+    CHUNK_OUTSIDE_GRID = 8
+    OUT_OF_MEMORY = 9
+    CHUNK_NOT_INDEXED = 10
+    CHUNK_OUTSIDE_FILE = 11
+    CHECKSUM_MISMATCH = 12
+
+
+ERROR_MESSAGES = {
+    ReadError.READ_FAILED: "reading the file failed",
+    ReadError.TRUNCATED: "the file ends before the chunk (truncated file?)",
+    ReadError.BAD_BLOSC_HEADER: "invalid Blosc1 header (not what the HDF5 blosc filter writes)",
+    ReadError.WRONG_DECODED_SIZE: "the chunk decodes to the wrong size",
+    ReadError.BLOSC_FAILED: "blosc decompression failed",
+    ReadError.DEFLATE_FAILED: "deflate decompression failed",
+    ReadError.WRONG_STORED_SIZE: "stored size does not match the chunk size",
+    ReadError.CHUNK_OUTSIDE_GRID: "chunk index outside the file's chunk grid",
+    ReadError.OUT_OF_MEMORY: "out of memory",
+    ReadError.CHUNK_NOT_INDEXED: "internal error: the chunk was not looked up in the file's index",
+    ReadError.CHUNK_OUTSIDE_FILE: "the chunk index points outside the file (corrupt index?)",
+    ReadError.CHECKSUM_MISMATCH: "checksum mismatch: the stored bytes changed since they were written",
+}
+
+cdef enum:
+    OFFSET_UNWRITTEN = -1  # chunk_offset of a chunk never written: the fill value
+    MAX_DIMS = 32
+    BLOSC_HEADER_BYTES = 16
+    BLOSC1_FORMAT_VERSION = 2  # what every c-blosc 1.x writes, and the only one it reads
+    BLOSC1_MAX_TYPESIZE = 255
+    INT32_LIMIT = 0x7FFFFFFF
 
 
 def wake_pool(int threads, int64_t spin_us=200):
@@ -136,29 +263,76 @@ def pool_size():
     """Worker threads the native pool has started (they persist for the process)."""
     return sd_pool_size()
 
-DEF MAX_DIMS = 32
 
-# Codec ids: keep in sync with split_dataset.file_layout.Codec.
-cdef enum:
-    CODEC_RAW = 0
-    CODEC_BLOSC = 1
-    CODEC_DEFLATE = 2
-    CODEC_SHUFFLE_DEFLATE = 3
-    CODEC_SHUFFLE = 4
-    CODEC_H5PY = 99
+def foreground_reads():
+    """Foreground reads in progress in this process (background reads wait for them)."""
+    return sd_foreground_count()
 
-# Error codes reported to Python (split_dataset.reader turns them into messages).
-ERROR_NAMES = {
-    1: "reading the file failed",
-    2: "the file ends before the chunk (truncated file?)",
-    3: "invalid blosc header",
-    4: "the chunk decodes to the wrong size",
-    5: "blosc decompression failed",
-    6: "deflate decompression failed",
-    7: "stored size does not match the chunk size",
-    8: "chunk index outside the file's chunk grid",
-    9: "out of memory",
-}
+
+def thread_has_state():
+    """Whether the calling thread holds scratch buffers (tests: freed when threads exit)."""
+    return bool(sd_thread_has_state())
+
+
+def blosc_decode_unchecked(const uint8_t[::1] chunk, int64_t nbytes):
+    """Tests only: decode with this thread's context and no header checks, as a chunk that
+    passes them but fails in c-blosc2 would be. Returns c-blosc2's status."""
+    cdef char* target = sd_scratch(1, nbytes)
+    if target == NULL:
+        raise MemoryError()
+    return sd_blosc_decode(&chunk[0], <int32_t>chunk.shape[0], target, <int32_t>nbytes)
+
+
+def max_stored_bytes(int64_t chunk_nbytes):
+    """The most bytes a compressed chunk of ``chunk_nbytes`` can take on disk.
+
+    HDF5's filters keep a chunk raw (filter mask set) when compressing does not shrink it;
+    blosc adds at most a 16-byte header, deflate a few bytes per 16 KiB. A larger stored size
+    is a corrupt index, refused before any scratch memory grows to it.
+    """
+    return _max_stored_bytes(chunk_nbytes)
+
+
+cdef inline int64_t _max_stored_bytes(int64_t chunk_nbytes) noexcept nogil:
+    return chunk_nbytes + chunk_nbytes // 64 + 1024
+
+
+cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
+    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
+
+
+cdef int _check_blosc1_header(const uint8_t* header, int64_t stored, int64_t expected,
+                              int typesize) noexcept nogil:
+    """0 if the header is one c-blosc 1.x writes for this chunk, else which check failed (1-9).
+
+    c-blosc2 also decodes the Blosc2 format and gives meaning to flag bits that Blosc1 leaves
+    reserved (0x08: delta coding), so a corrupt header would decode into other values without
+    an error; h5py's filter (c-blosc 1.x) would have refused it, and so do we.
+    """
+    cdef uint8_t flags = header[2]
+    cdef int64_t nbytes = _le32(header + 4), blocksize = _le32(header + 8)
+    cdef int64_t cbytes = _le32(header + 12)
+    cdef int blosc_typesize = typesize if typesize <= BLOSC1_MAX_TYPESIZE else 1
+    if header[0] != BLOSC1_FORMAT_VERSION:
+        return 1
+    if flags & 0x08:  # reserved in Blosc1
+        return 2
+    if (flags & 0x01) and (flags & 0x04):  # byte and bit shuffle: Blosc1 applies one
+        return 3
+    if (flags >> 5) > 4:  # compressor code: blosclz, lz4(hc), snappy, zlib, zstd
+        return 4
+    if header[3] != blosc_typesize:
+        return 5
+    if nbytes != expected:
+        return 6
+    if cbytes != stored:
+        return 7
+    if (flags & 0x02) and cbytes != nbytes + BLOSC_HEADER_BYTES:  # stored as a plain copy
+        return 8
+    if blocksize <= 0 or blocksize > nbytes or blocksize % blosc_typesize != 0:
+        return 9
+    return 0
+
 
 cdef struct FileInfo:
     int fd
@@ -168,9 +342,12 @@ cdef struct FileInfo:
     const int64_t* chunk_offset
     const int64_t* chunk_size
     const int64_t* chunk_mask
+    const int64_t* chunk_crc  # CRC-32 of the stored bytes, -1 unknown; NULL: none at all
     int64_t n_chunks
     int64_t chunk_nbytes
+    int64_t file_size
     int64_t chunk_dims[MAX_DIMS]
+    int64_t grid_dims[MAX_DIMS]
     int64_t grid_stride[MAX_DIMS]
     int64_t chunk_stride[MAX_DIMS]
 
@@ -184,6 +361,7 @@ cdef class ReadContext:
     cdef int64_t itemsize
     cdef char* out_data
     cdef int64_t out_stride[MAX_DIMS]
+    cdef int64_t out_extent[MAX_DIMS]
     cdef const int64_t[::1] in_coords
     cdef const int64_t[::1] out_coords
     cdef const int64_t[::1] group_chunk
@@ -198,29 +376,43 @@ cdef class ReadContext:
     cdef public int64_t error_detail
     cdef public bint background  # yields to foreground reads between chunks
     cdef public bint decode_only  # benchmarks: read and decode every chunk, copy nothing
+    cdef bint verify_checksums
     cdef object keep_alive
 
     def __cinit__(self):
         self.files = NULL
 
-    def __init__(self, plan, cnp.ndarray out, out_strides, file_table):
-        """``out_strides``: bytes per step of each *array* axis in ``out`` (0: integer index).
+    def __init__(self, plan, cnp.ndarray out, files, bint verify_checksums=False):
+        """``plan``: a ``ReadPlan``; ``out``: one axis per plan axis that has an output axis
+        (``plan.out_axis``), any strides; ``files``: per plan file, an object with ``fd`` and
+        ``layout`` (a ``FileLayout``), e.g. a ``file_cache.OpenBlockFile``.
 
-        ``file_table``: per plan file, ``(fd, codec, typesize, virtual_chunks, chunk_shape,
-        chunk_grid, chunk_offset, chunk_size, chunk_mask)``.
+        The plan is checked against the output and the files' chunk grids here, once: a
+        malformed plan raises ``ValueError``, never writes out of bounds.
         """
-        cdef int a
+        cdef int a, axis
         cdef FileInfo* info
-        cdef cnp.ndarray offsets, sizes, masks
-        self.ndim = len(out_strides)
+        self.ndim = len(plan.out_axis)
         if self.ndim > MAX_DIMS:
             raise ValueError(f"at most {MAX_DIMS} dimensions are supported")
         if not out.flags.writeable:
             raise ValueError("output array is read-only")
         self.itemsize = out.dtype.itemsize
         self.out_data = <char*>cnp.PyArray_DATA(out)
+        n_out_axes = 0
         for a in range(self.ndim):
-            self.out_stride[a] = out_strides[a]
+            axis = plan.out_axis[a]
+            if axis >= 0:
+                if axis >= out.ndim:
+                    raise ValueError(f"plan axis {a} maps to output axis {axis}, out is {out.ndim}-d")
+                self.out_stride[a] = out.strides[axis]
+                self.out_extent[a] = out.shape[axis]
+                n_out_axes += 1
+            else:  # an integer index: one position, no output axis
+                self.out_stride[a] = 0
+                self.out_extent[a] = 1
+        if n_out_axes != out.ndim:
+            raise ValueError(f"the plan has {n_out_axes} output axes, out has {out.ndim}")
         self.in_coords = plan.in_coords
         self.out_coords = plan.out_coords
         self.group_chunk = plan.group_chunk
@@ -229,44 +421,116 @@ cdef class ReadContext:
         self.group_contiguous = plan.group_contiguous
         self.task_file = plan.task_file
         self.task_groups = plan.task_groups
-        self.n_files = len(file_table)
+        self.n_files = len(files)
         self.files = <FileInfo*>calloc(max(self.n_files, 1), sizeof(FileInfo))
         if self.files == NULL:
             raise MemoryError()
         keep = [out]
-        for f, entry in enumerate(file_table):
-            fd, codec, typesize, virtual, chunk_shape, chunk_grid, offsets, sizes, masks = entry
-            for array in (offsets, sizes, masks):
-                if array.dtype != np.int64 or not array.flags.c_contiguous:
-                    raise ValueError("chunk tables must be contiguous int64 arrays")
-            keep.extend((offsets, sizes, masks))
-            info = &self.files[f]
-            info.fd = fd
-            info.codec = codec
-            info.typesize = typesize
-            info.virtual_chunks = virtual
-            info.chunk_offset = <const int64_t*>cnp.PyArray_DATA(offsets)
-            info.chunk_size = <const int64_t*>cnp.PyArray_DATA(sizes)
-            info.chunk_mask = <const int64_t*>cnp.PyArray_DATA(masks)
-            info.n_chunks = offsets.shape[0]
-            info.chunk_nbytes = self.itemsize
-            for a in range(self.ndim):
-                info.chunk_dims[a] = chunk_shape[a]
-                info.chunk_nbytes *= chunk_shape[a]
-            for a in range(self.ndim - 1, -1, -1):
-                if a == self.ndim - 1:
-                    info.grid_stride[a] = 1
-                    info.chunk_stride[a] = self.itemsize
-                else:
-                    info.grid_stride[a] = info.grid_stride[a + 1] * chunk_grid[a + 1]
-                    info.chunk_stride[a] = info.chunk_stride[a + 1] * chunk_shape[a + 1]
+        for f, entry in enumerate(files):
+            keep.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
         self.keep_alive = keep
+        self._check_plan()
         self.next_task = 0
         self._error_code = 0
         self.error_task = -1
         self.error_detail = 0
         self.background = False
         self.decode_only = False
+        self.verify_checksums = verify_checksums
+
+    cdef list _describe_file(self, FileInfo* info, int fd, layout):
+        cdef int a
+        cdef object crc = layout.chunk_crc
+        tables = [layout.chunk_offset, layout.chunk_size, layout.chunk_mask]
+        if crc is not None:
+            tables.append(crc)
+        for array in tables:
+            if array.dtype != np.int64 or not array.flags.c_contiguous:
+                raise ValueError("chunk tables must be contiguous int64 arrays")
+            if array.shape[0] != tables[0].shape[0]:
+                raise ValueError("chunk tables differ in length")
+        chunk_shape, chunk_grid = layout.chunk_shape, layout.chunk_grid
+        if len(chunk_shape) != self.ndim or len(chunk_grid) != self.ndim:
+            raise ValueError(f"{layout.path}: chunks are {len(chunk_shape)}-d, the plan {self.ndim}-d")
+        info.fd = fd
+        info.codec = int(layout.codec)
+        info.typesize = layout.dtype.itemsize
+        if info.typesize != self.itemsize:
+            raise ValueError(f"{layout.path}: items of {info.typesize} bytes, out has {self.itemsize}")
+        info.virtual_chunks = layout.contiguous
+        info.chunk_offset = <const int64_t*>cnp.PyArray_DATA(tables[0])
+        info.chunk_size = <const int64_t*>cnp.PyArray_DATA(tables[1])
+        info.chunk_mask = <const int64_t*>cnp.PyArray_DATA(tables[2])
+        info.chunk_crc = NULL if crc is None else <const int64_t*>cnp.PyArray_DATA(tables[3])
+        info.n_chunks = tables[0].shape[0]
+        info.file_size = layout.file_size
+        info.chunk_nbytes = self.itemsize
+        expected_chunks = 1
+        for a in range(self.ndim):
+            if chunk_shape[a] < 1 or chunk_grid[a] < 1:
+                raise ValueError(f"{layout.path}: empty chunk shape {chunk_shape} or grid {chunk_grid}")
+            info.chunk_dims[a] = chunk_shape[a]
+            info.grid_dims[a] = chunk_grid[a]
+            info.chunk_nbytes *= chunk_shape[a]
+            expected_chunks *= chunk_grid[a]
+        if expected_chunks != info.n_chunks:
+            raise ValueError(f"{layout.path}: {info.n_chunks} chunk entries for a grid {chunk_grid}")
+        for a in range(self.ndim - 1, -1, -1):
+            if a == self.ndim - 1:
+                info.grid_stride[a] = 1
+                info.chunk_stride[a] = self.itemsize
+            else:
+                info.grid_stride[a] = info.grid_stride[a + 1] * chunk_grid[a + 1]
+                info.chunk_stride[a] = info.chunk_stride[a + 1] * chunk_shape[a + 1]
+        return tables
+
+    cdef _check_plan(self):
+        """Every index the workers will follow stays inside the plan's tables, the chunks and
+        the output: checked here once, so the workers need no checks of their own."""
+        cdef Py_ssize_t n_groups = self.group_chunk.shape[0], pool = self.in_coords.shape[0]
+        cdef Py_ssize_t n_tasks = self.task_file.shape[0], g, i, t, a
+        cdef int64_t start, count, f, lowest_in, highest_in, lowest_out, highest_out
+        if self.out_coords.shape[0] != pool:
+            raise ValueError("plan: in_coords and out_coords differ in length")
+        if (self.group_start.shape[0] != n_groups or self.group_count.shape[0] != n_groups
+                or self.group_contiguous.shape[0] != n_groups):
+            raise ValueError("plan: group tables differ in length")
+        if self.task_groups.shape[0] != n_tasks or (n_tasks and self.task_groups.shape[1] != self.ndim):
+            raise ValueError("plan: task tables do not match")
+        # per group: its coordinates' range inside the chunk and in the output
+        in_range = np.empty((max(n_groups, 1), 2), dtype=np.int64)
+        out_range = np.empty((max(n_groups, 1), 2), dtype=np.int64)
+        cdef int64_t[:, ::1] in_bounds = in_range
+        cdef int64_t[:, ::1] out_bounds = out_range
+        for g in range(n_groups):
+            start, count = self.group_start[g], self.group_count[g]
+            if start < 0 or count < 1 or start + count > pool or self.group_chunk[g] < 0:
+                raise ValueError(f"plan: group {g} is outside the coordinate tables")
+            lowest_in = highest_in = self.in_coords[start]
+            lowest_out = highest_out = self.out_coords[start]
+            for i in range(start + 1, start + count):
+                lowest_in = min(lowest_in, self.in_coords[i])
+                highest_in = max(highest_in, self.in_coords[i])
+                lowest_out = min(lowest_out, self.out_coords[i])
+                highest_out = max(highest_out, self.out_coords[i])
+                if self.group_contiguous[g] and (self.in_coords[i] != self.in_coords[i - 1] + 1
+                                                 or self.out_coords[i] != self.out_coords[i - 1] + 1):
+                    raise ValueError(f"plan: group {g} is marked contiguous but is not")
+            in_bounds[g, 0], in_bounds[g, 1] = lowest_in, highest_in
+            out_bounds[g, 0], out_bounds[g, 1] = lowest_out, highest_out
+        for t in range(n_tasks):
+            f = self.task_file[t]
+            if f < 0 or f >= self.n_files:
+                raise ValueError(f"plan: task {t} names file {f} of {self.n_files}")
+            for a in range(self.ndim):
+                g = self.task_groups[t, a]
+                if g < 0 or g >= n_groups:
+                    raise ValueError(f"plan: task {t} names group {g} of {n_groups}")
+                if (self.group_chunk[g] >= self.files[f].grid_dims[a]
+                        or in_bounds[g, 0] < 0 or in_bounds[g, 1] >= self.files[f].chunk_dims[a]):
+                    raise ValueError(f"plan: task {t} reaches outside the chunks along axis {a}")
+                if out_bounds[g, 0] < 0 or out_bounds[g, 1] >= self.out_extent[a]:
+                    raise ValueError(f"plan: task {t} writes outside the output along axis {a}")
 
     def __dealloc__(self):
         free(self.files)
@@ -278,6 +542,21 @@ cdef class ReadContext:
     def chunk_index(self, int64_t task):
         """Linear chunk index of a task inside its file (for error messages and fallbacks)."""
         return self._chunk_linear(task, &self.files[self.task_file[task]])
+
+    def chunks_of_file(self, int64_t slot):
+        """Linear indices of the chunks the plan decodes from file ``slot``: exactly the ones
+        the workers will look up (the lazy chunk index fills these in before ``run``)."""
+        cdef Py_ssize_t t, n = 0, n_tasks = self.task_file.shape[0]
+        for t in range(n_tasks):
+            n += self.task_file[t] == slot
+        chunks = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] found = chunks
+        n = 0
+        for t in range(n_tasks):
+            if self.task_file[t] == slot:
+                found[n] = self._chunk_linear(t, &self.files[slot])
+                n += 1
+        return chunks
 
     def run(self, int threads=1, bint awake_only=False):
         """Process every task on the calling thread and up to ``threads - 1`` pool workers
@@ -296,6 +575,8 @@ cdef class ReadContext:
 
     def scatter_decoded(self, int64_t task, const uint8_t[::1] decoded):
         """Copy a chunk that was decoded elsewhere (h5py fallback) into the output."""
+        if task < 0 or task >= self.task_file.shape[0]:
+            raise IndexError(f"task {task} of {self.task_file.shape[0]}")
         cdef FileInfo* info = &self.files[self.task_file[task]]
         if decoded.shape[0] < info.chunk_nbytes:
             raise ValueError("decoded chunk buffer is too small")
@@ -311,7 +592,7 @@ cdef class ReadContext:
             if task >= n_tasks:
                 return
             info = &self.files[self.task_file[task]]
-            if info.codec == CODEC_H5PY:
+            if info.codec == H5PY:
                 continue
             if self.background:
                 sd_yield_to_foreground()
@@ -342,17 +623,29 @@ cdef class ReadContext:
             offset += self.out_coords[self.group_start[g]] * self.out_stride[a]
         return self.out_data + offset
 
-    cdef int _read_raw(self, FileInfo* info, int64_t offset, int64_t size, char* target,
-                       int64_t expected) noexcept nogil:
-        cdef int status
-        if size != expected and not (info.virtual_chunks and size <= expected):
-            self.error_detail = size
-            return 7
-        status = sd_pread_all(info.fd, target, size, offset)
+    cdef int _check_crc(self, FileInfo* info, int64_t linear, const char* stored,
+                        int64_t size) noexcept nogil:
+        cdef int64_t expected
+        if not self.verify_checksums or info.chunk_crc == NULL:
+            return 0
+        expected = info.chunk_crc[linear]
+        if expected < 0:
+            return 0
+        if zng_crc32_z(0, <const uint8_t*>stored, <size_t>size) != <uint32_t>expected:
+            self.error_detail = expected
+            return CHECKSUM_MISMATCH
+        return 0
+
+    cdef int _read_stored(self, FileInfo* info, int64_t linear, int64_t offset, int64_t size,
+                          char* target) noexcept nogil:
+        """pread a chunk's stored bytes whole into ``target``, checksum checked if asked."""
+        cdef int status = sd_pread_all(info.fd, target, size, offset)
         if status < 0:
             self.error_detail = -status
-            return 1
-        return 2 if status == 1 else 0
+            return READ_FAILED
+        if status == 1:
+            return TRUNCATED
+        return self._check_crc(info, linear, target, size)
 
     cdef int _inflate(self, const char* source, int64_t size, char* target,
                       int64_t expected) noexcept nogil:
@@ -361,70 +654,75 @@ cdef class ReadContext:
                                              <const uint8_t*>source, <size_t>size)
         if status != 0:
             self.error_detail = status
-            return 6
+            return DEFLATE_FAILED
         if <int64_t>produced != expected:
             self.error_detail = <int64_t>produced
-            return 4
+            return WRONG_DECODED_SIZE
         return 0
 
-    cdef int _decode(self, FileInfo* info, int64_t offset, int64_t size, int64_t mask,
-                     char* target) noexcept nogil:
+    cdef int _unblosc(self, FileInfo* info, const char* compressed, int64_t size,
+                      char* target) noexcept nogil:
+        cdef int64_t expected = info.chunk_nbytes
+        cdef int check, status
+        if size < BLOSC_HEADER_BYTES:
+            self.error_detail = size
+            return BAD_BLOSC_HEADER
+        if size > INT32_LIMIT or expected > INT32_LIMIT:  # blosc sizes are 32-bit
+            self.error_detail = size
+            return WRONG_STORED_SIZE
+        check = _check_blosc1_header(<const uint8_t*>compressed, size, expected, info.typesize)
+        if check != 0:
+            self.error_detail = check
+            return BAD_BLOSC_HEADER
+        status = sd_blosc_decode(compressed, <int32_t>size, target, <int32_t>expected)
+        if status == INT32_MIN:
+            return OUT_OF_MEMORY
+        if status != expected:
+            self.error_detail = status
+            return BLOSC_FAILED if status < 0 else WRONG_DECODED_SIZE
+        return 0
+
+    cdef int _decode(self, FileInfo* info, int64_t linear, int64_t offset, int64_t size,
+                     int64_t mask, char* target) noexcept nogil:
         """Decode one stored chunk into ``target`` (chunk_nbytes bytes)."""
         cdef int64_t expected = info.chunk_nbytes
-        cdef char* compressed
+        cdef char* compressed = NULL
         cdef char* staging
-        cdef int32_t nbytes = 0, cbytes = 0, blocksize = 0
         cdef int status
         cdef bint shuffled, deflated
-        if info.codec == CODEC_RAW or (info.codec in (CODEC_BLOSC, CODEC_DEFLATE) and mask & 1):
-            return self._read_raw(info, offset, size, target, expected)
-        if size <= 0 or size > 0x7FFFFFFF:
-            self.error_detail = size
-            return 7
-        if info.codec == CODEC_BLOSC or info.codec == CODEC_DEFLATE:
+        cdef bint stored_raw = info.codec == RAW or (info.codec in (BLOSC, DEFLATE) and mask & 1)
+        if info.codec == SHUFFLE or info.codec == SHUFFLE_DEFLATE:
+            shuffled = not (mask & 1)  # HDF5 shuffle is filter 0, deflate filter 1
+            deflated = info.codec == SHUFFLE_DEFLATE and not (mask & 2)
+            stored_raw = not shuffled and not deflated
+        else:
+            shuffled = False
+            deflated = info.codec == DEFLATE
+        if stored_raw or (shuffled and not deflated):
+            if size != expected and not (info.virtual_chunks and size <= expected):
+                self.error_detail = size
+                return WRONG_STORED_SIZE
+        if stored_raw:
+            return self._read_stored(info, linear, offset, size, target)
+        if info.codec == BLOSC or deflated:
             compressed = sd_scratch(0, size)
             if compressed == NULL:
-                return 9
-            status = self._read_raw(info, offset, size, compressed, size)
+                return OUT_OF_MEMORY
+            status = self._read_stored(info, linear, offset, size, compressed)
             if status != 0:
                 return status
-            if info.codec == CODEC_DEFLATE:
-                return self._inflate(compressed, size, target, expected)
-            if size < 16 or blosc2_cbuffer_sizes(compressed, &nbytes, &cbytes, &blocksize) < 0:
-                return 3
-            if nbytes != expected:
-                self.error_detail = nbytes
-                return 4
-            if cbytes > size:
-                self.error_detail = cbytes
-                return 3
-            status = blosc2_decompress_ctx(sd_dctx(), compressed, <int32_t>size, target,
-                                           <int32_t>expected)
-            if status != expected:
-                self.error_detail = status
-                return 5 if status < 0 else 4
-            return 0
-        # HDF5 shuffle (filter 0), optionally followed by deflate (filter 1) at write time.
-        shuffled = not (mask & 1)
-        deflated = info.codec == CODEC_SHUFFLE_DEFLATE and not (mask & 2)
-        if not shuffled and not deflated:
-            return self._read_raw(info, offset, size, target, expected)
+            if info.codec == BLOSC:
+                return self._unblosc(info, compressed, size, target)
         staging = sd_scratch(2, expected) if shuffled else target
         if staging == NULL:
-            return 9
+            return OUT_OF_MEMORY
         if deflated:
-            compressed = sd_scratch(0, size)
-            if compressed == NULL:
-                return 9
-            status = self._read_raw(info, offset, size, compressed, size)
-            if status == 0:
-                status = self._inflate(compressed, size, staging, expected)
+            status = self._inflate(compressed, size, staging, expected)
         else:
-            status = self._read_raw(info, offset, size, staging, expected)
-        if status != 0 or not shuffled:
-            return status
-        blosc2_unshuffle(info.typesize, <int32_t>expected, staging, target)
-        return 0
+            status = self._read_stored(info, linear, offset, size, staging)
+        if status == 0 and shuffled:
+            blosc2_unshuffle(info.typesize, <int32_t>expected, staging, target)
+        return status
 
     cdef int _process(self, int64_t task, FileInfo* info) noexcept nogil:
         cdef int64_t linear = self._chunk_linear(task, info)
@@ -434,31 +732,39 @@ cdef class ReadContext:
         cdef int status
         if linear < 0 or linear >= info.n_chunks:
             self.error_detail = linear
-            return 8
+            return CHUNK_OUTSIDE_GRID
         offset = info.chunk_offset[linear]
         size = info.chunk_size[linear]
+        if offset < OFFSET_UNWRITTEN:  # e.g. a lazy index entry nobody looked up: never zeros
+            self.error_detail = offset
+            return CHUNK_NOT_INDEXED
+        if offset >= 0:
+            if size < 0 or offset + size > info.file_size:
+                self.error_detail = offset + size
+                return CHUNK_OUTSIDE_FILE
+            if size > _max_stored_bytes(info.chunk_nbytes):
+                self.error_detail = size
+                return WRONG_STORED_SIZE
         target = NULL if self.decode_only else self._direct_target(task, info)
-        if offset < 0:  # never written: HDF5's fill value, zero here (others use h5py)
+        if offset == OFFSET_UNWRITTEN:  # HDF5's fill value, zero here (others use h5py)
             if target != NULL:
                 memset(target, 0, info.chunk_nbytes)
                 return 0
             decoded = sd_scratch(1, info.chunk_nbytes)
             if decoded == NULL:
-                return 9
+                return OUT_OF_MEMORY
             memset(decoded, 0, info.chunk_nbytes)
             self._scatter(task, info, decoded)
             return 0
         if target != NULL:
-            return self._decode(info, offset, size, info.chunk_mask[linear], target)
+            return self._decode(info, linear, offset, size, info.chunk_mask[linear], target)
         decoded = sd_scratch(1, info.chunk_nbytes)
         if decoded == NULL:
-            return 9
-        if info.codec == CODEC_RAW and not self.decode_only:
+            return OUT_OF_MEMORY
+        if info.codec == RAW and not self.decode_only and not self.verify_checksums:
             status = self._read_selected_span(task, info, offset, size, decoded)
-            if status == 0:
-                self._scatter(task, info, decoded)
-            return status
-        status = self._decode(info, offset, size, info.chunk_mask[linear], decoded)
+        else:
+            status = self._decode(info, linear, offset, size, info.chunk_mask[linear], decoded)
         if status == 0 and not self.decode_only:
             self._scatter(task, info, decoded)
         return status
@@ -472,7 +778,7 @@ cdef class ReadContext:
         cdef int a, status
         if size != info.chunk_nbytes and not (info.virtual_chunks and size <= info.chunk_nbytes):
             self.error_detail = size
-            return 7
+            return WRONG_STORED_SIZE
         for a in range(self.ndim):  # coordinates within a group are sorted
             g = self.task_groups[task, a]
             first += self.in_coords[self.group_start[g]] * info.chunk_stride[a]
@@ -480,12 +786,12 @@ cdef class ReadContext:
         last += self.itemsize
         if last > size:
             self.error_detail = size
-            return 7
+            return WRONG_STORED_SIZE
         status = sd_pread_all(info.fd, chunk + first, last - first, offset + first)
         if status < 0:
             self.error_detail = -status
-            return 1
-        return 2 if status == 1 else 0
+            return READ_FAILED
+        return TRUNCATED if status == 1 else 0
 
     cdef void _scatter(self, int64_t task, FileInfo* info, const char* chunk) noexcept nogil:
         """Copy the task's selected elements from a decoded chunk to the output."""

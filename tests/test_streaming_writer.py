@@ -31,7 +31,7 @@ from split_dataset import (
 )
 from split_dataset import streaming
 from split_dataset.file_layout import Codec
-from split_dataset.streaming import BlockWriteError
+from split_dataset import BlockWriteError
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -198,13 +198,13 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
     real_write = streaming.prepare_block
     lock, active, peak = threading.Lock(), [0], [0]
 
-    def slow_disk(path, block, encoding):
+    def slow_disk(path, block, encoding, **options):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
         try:
             time.sleep(0.02)
-            return real_write(path, block, encoding)
+            return real_write(path, block, encoding, **options)
         finally:
             with lock:
                 active[0] -= 1
@@ -231,9 +231,9 @@ def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
 def test_memory_stays_bounded_when_the_disk_is_slow(tmp_path, monkeypatch):
     real_write = streaming.prepare_block
 
-    def slow_disk(path, block, encoding):
+    def slow_disk(path, block, encoding, **options):
         time.sleep(0.005)
-        return real_write(path, block, encoding)
+        return real_write(path, block, encoding, **options)
 
     monkeypatch.setattr(streaming, "prepare_block", slow_disk)
     frame_shape, per_block, pending, blocks = (256, 256), 4, 2, 60
@@ -267,10 +267,10 @@ def test_blocks_finishing_out_of_order_are_published_in_order(tmp_path, monkeypa
     real_write = streaming.prepare_block
     release = threading.Event()
 
-    def block_1_is_slow(path, block, encoding):
+    def block_1_is_slow(path, block, encoding, **options):
         if path.name == "0001.h5.tmp":
             assert release.wait(10)
-        return real_write(path, block, encoding)
+        return real_write(path, block, encoding, **options)
 
     monkeypatch.setattr(streaming, "prepare_block", block_1_is_slow)
     data = np.arange(8 * 40 * 40, dtype=np.uint16).reshape(8, 40, 40)
@@ -379,7 +379,7 @@ def test_worker_failure_is_raised_with_the_file_name_and_earlier_blocks_stay(tmp
 
 
 def test_failure_in_the_last_block_is_raised_by_close(tmp_path, monkeypatch):
-    def full_disk(path, block, encoding):
+    def full_disk(path, block, encoding, **options):
         raise OSError(28, "No space left on device")
 
     data = np.ones((5, 20, 20), np.uint16)
@@ -394,12 +394,12 @@ def test_failure_in_the_last_block_is_raised_by_close(tmp_path, monkeypatch):
 def test_blocks_before_a_failed_one_are_still_published(tmp_path, monkeypatch):
     real_write = streaming.prepare_block
 
-    def block_1_slow_block_2_fails(path, block, encoding):
+    def block_1_slow_block_2_fails(path, block, encoding, **options):
         if path.name == "0001.h5.tmp":
             time.sleep(0.2)  # finishes long after block 2 failed
         if path.name == "0002.h5.tmp":
             raise PermissionError(13, "Permission denied")
-        return real_write(path, block, encoding)
+        return real_write(path, block, encoding, **options)
 
     monkeypatch.setattr(streaming, "prepare_block", block_1_slow_block_2_fails)
     data = np.arange(8 * 30 * 30, dtype=np.uint16).reshape(8, 30, 30)

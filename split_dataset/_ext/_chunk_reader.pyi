@@ -1,14 +1,46 @@
 """Compiled chunk reader (src_ext/_chunk_reader.pyx)."""
 
-from typing import Any
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-ERROR_NAMES: dict[int, str]
+class Codec(IntEnum):
+    RAW = 0
+    BLOSC = 1
+    DEFLATE = 2
+    SHUFFLE_DEFLATE = 3
+    SHUFFLE = 4
+    H5PY = 99
+
+class ReadError(IntEnum):
+    READ_FAILED = 1
+    TRUNCATED = 2
+    BAD_BLOSC_HEADER = 3
+    WRONG_DECODED_SIZE = 4
+    BLOSC_FAILED = 5
+    DEFLATE_FAILED = 6
+    WRONG_STORED_SIZE = 7
+    CHUNK_OUTSIDE_GRID = 8
+    OUT_OF_MEMORY = 9
+    CHUNK_NOT_INDEXED = 10
+    CHUNK_OUTSIDE_FILE = 11
+    CHECKSUM_MISMATCH = 12
+
+ERROR_MESSAGES: dict[int, str]
+
+class _OpenFile(Protocol):
+    fd: int
+    layout: Any  # file_layout.FileLayout
 
 def wake_pool(threads: int, spin_us: int = 200) -> None: ...
 def pool_size() -> int: ...
+def foreground_reads() -> int: ...
+def thread_has_state() -> bool: ...
+def blosc_decode_unchecked(chunk: NDArray[np.uint8] | bytes, nbytes: int) -> int: ...
+def max_stored_bytes(chunk_nbytes: int) -> int: ...
 
 class ReadContext:
     error_task: int
@@ -16,10 +48,12 @@ class ReadContext:
     background: bool
     decode_only: bool
     def __init__(
-        self, plan: Any, out: NDArray[Any], out_strides: list[int], file_table: list[tuple]
+        self, plan: Any, out: NDArray[Any], files: Sequence[_OpenFile],
+        verify_checksums: bool = False,
     ) -> None: ...
     @property
     def error_code(self) -> int: ...
     def chunk_index(self, task: int) -> int: ...
-    def run(self, threads: int = 1) -> None: ...
+    def chunks_of_file(self, slot: int) -> NDArray[np.int64]: ...
+    def run(self, threads: int = 1, awake_only: bool = False) -> None: ...
     def scatter_decoded(self, task: int, decoded: NDArray[np.uint8]) -> None: ...

@@ -1,0 +1,88 @@
+"""Chunk checksums: a CRC-32 of every stored chunk, recorded by our writers, checked on request.
+
+Blosc1 chunks carry no checksum, so no reader of the format can tell a chunk whose bytes rotted
+from a good one: the values simply come out wrong. Our writers therefore record, in attributes
+of the block file's stack dataset (which every other reader ignores), the CRC-32 of each chunk's
+stored bytes, and where the block sits in the whole array. ``verify`` always checks them, reads
+do with ``SplitDataset(..., verify_checksums=True)``; blocks written by other tools have none.
+
+Attributes are limited to 64 KiB each, so the CRCs are split over ``split_dataset_crc32_0``,
+``split_dataset_crc32_1``...; ``split_dataset_crc32_chunk`` is the chunk shape they are over
+(for contiguous data: the reader's virtual chunks, see ``file_layout.virtual_chunk_shape``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+CRC_PREFIX = "split_dataset_crc32_"
+CRC_CHUNK_SHAPE = "split_dataset_crc32_chunk"
+BLOCK_START = "split_dataset_block_start"
+CRCS_PER_ATTRIBUTE = 15_000  # 60 KB of uint32: under HDF5's 64 KiB per attribute
+UNKNOWN = -1  # a chunk without a recorded checksum
+
+
+def crc32(data: Any) -> int:
+    """CRC-32 (zlib's polynomial, as zlib-ng computes it in the reader) of a bytes-like."""
+    return zlib.crc32(data)
+
+
+def record(dataset: Any, chunk_shape: Sequence[int], crcs: Sequence[int],
+           block_start: Sequence[int] | None = None) -> None:
+    """Write the CRCs (C order over the chunk grid) and the block's start as attributes."""
+    values = np.asarray(crcs, dtype=np.uint32)
+    attributes = dataset.attrs
+    attributes[CRC_CHUNK_SHAPE] = np.asarray(chunk_shape, dtype=np.int64)
+    for part, first in enumerate(range(0, max(len(values), 1), CRCS_PER_ATTRIBUTE)):
+        attributes[f"{CRC_PREFIX}{part}"] = values[first : first + CRCS_PER_ATTRIBUTE]
+    if block_start is not None:
+        attributes[BLOCK_START] = np.asarray(block_start, dtype=np.int64)
+
+
+def load(dataset: Any, chunk_shape: Sequence[int], n_chunks: int) -> np.ndarray | None:
+    """The recorded CRCs as int64 (``UNKNOWN`` for none), or None if the file has none that
+    fit this chunk grid (written by another tool, or rewritten since)."""
+    attributes = dataset.attrs
+    if CRC_CHUNK_SHAPE not in attributes:
+        return None
+    if tuple(int(c) for c in attributes[CRC_CHUNK_SHAPE]) != tuple(chunk_shape):
+        return None
+    parts = []
+    for part in range(-(-n_chunks // CRCS_PER_ATTRIBUTE)):
+        name = f"{CRC_PREFIX}{part}"
+        if name not in attributes:
+            return None
+        parts.append(np.asarray(attributes[name], dtype=np.int64).reshape(-1))
+    values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return values if values.shape[0] == n_chunks else None
+
+
+def load_block_start(dataset: Any) -> tuple[int, ...] | None:
+    """Where the writer put this block in the whole array, if it said."""
+    if BLOCK_START not in dataset.attrs:
+        return None
+    return tuple(int(v) for v in np.asarray(dataset.attrs[BLOCK_START]).reshape(-1))
+
+
+def contiguous_crcs(block: np.ndarray, chunk_shape: Sequence[int]) -> list[int]:
+    """CRCs of an uncompressed C-order block, one per (virtual) chunk of ``chunk_shape``.
+
+    Virtual chunks are whole along all axes but one (``virtual_chunk_shape``), so each one is
+    a contiguous byte range of the block: its bytes are hashed in place.
+    """
+    flat = memoryview(np.ascontiguousarray(block).reshape(-1).view(np.uint8))
+    shape = block.shape
+    grid = [-(-s // c) for s, c in zip(shape, chunk_shape)]
+    strides = [int(np.prod(shape[a + 1 :])) * block.itemsize for a in range(len(shape))]
+    crcs = []
+    for index in np.ndindex(*grid):
+        origin = [i * c for i, c in zip(index, chunk_shape)]
+        extent = [min(c, s - o) for c, s, o in zip(chunk_shape, shape, origin)]
+        start = sum(o * s for o, s in zip(origin, strides))
+        length = int(np.prod(extent)) * block.itemsize
+        crcs.append(crc32(flat[start : start + length]))
+    return crcs
