@@ -108,6 +108,17 @@ def _check_probed(
         if summary is not None and linear < int(np.prod(grid)):
             geometry.check_shape(summary.path, summary.key, summary.shape,
                                  geometry.block_index(linear))
+    first, last = probed
+    if first is not None and last is not None and first.dtype != last.dtype:
+        raise BlockFileError(
+            f"{first.path}: '{first.key}' has dtype {first.dtype}, but {last.path.name} has "
+            f"{last.dtype}: one of them is damaged"
+        )
+    if first is not None and metadata.dtype is not None and first.dtype != np.dtype(metadata.dtype):
+        raise BlockFileError(
+            f"{first.path}: '{first.key}' has dtype {first.dtype}, but "
+            f"{contents.metadata_path.name} says {np.dtype(metadata.dtype)}"
+        )
 
 
 class SplitDataset(Blocks):

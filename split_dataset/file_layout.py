@@ -100,7 +100,7 @@ def probe_stack(path: Path, key: str | None = None) -> StackSummary:
             dataset = handle[key]
             return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape),
                                 dataset.dtype)
-        except (OSError, RuntimeError, ValueError, KeyError) as error:
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
             if isinstance(error, NoStackError):
                 raise
             raise BlockFileError(f"{path}: cannot read the stack dataset: {error}") from error
@@ -174,6 +174,21 @@ def virtual_chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...
             chunk[leading] = 1
         break
     return tuple(max(1, c) for c in chunk)
+
+
+def _fill_is_zero(plist, dtype: np.dtype) -> bool:
+    """Whether unwritten chunks read as zeros. The status is asked first: on a corrupt
+    fill-value message it raises, where ``get_fill_value`` crashes the process (h5py 3.16)."""
+    import h5py
+
+    status = plist.fill_value_defined()
+    if status == h5py.h5d.FILL_VALUE_DEFAULT:
+        return True
+    if status != h5py.h5d.FILL_VALUE_USER_DEFINED:
+        return False
+    fill = np.zeros((), dtype=dtype)
+    plist.get_fill_value(fill)
+    return fill.tobytes() == bytes(dtype.itemsize)
 
 
 def _grid(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
@@ -256,8 +271,7 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
         (int(f[0]), tuple(int(v) for v in f[2]))
         for f in (plist.get_filter(i) for i in range(plist.get_nfilters()))
     )
-    fill = np.zeros((), dtype=dtype)
-    plist.get_fill_value(fill)
+    zero_fill = _fill_is_zero(plist, dtype)
     contiguous = dataset.chunks is None
     lazy_index = None
     try:
@@ -279,7 +293,7 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
                 grid, offsets, sizes, masks = _chunked_table(path, dataset, shape, chunk)
     except (OSError, RuntimeError) as error:
         raise BlockFileError(f"{path}: cannot index the chunks of '{key}': {error}") from error
-    if fill.tobytes() != bytes(dtype.itemsize) or dtype.hasobject or dtype.kind in "OUSV":
+    if not zero_fill or dtype.hasobject or dtype.kind in "OUSV":
         codec = Codec.H5PY  # unusual fill values and non-numeric data: let HDF5 do it
         if lazy_index is not None:
             lazy_index.ensure_all()
