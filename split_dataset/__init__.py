@@ -17,6 +17,7 @@ from .errors import (
     NotASplitDatasetError,
     SplitDatasetError,
 )
+from .inspection import describe, verify
 from .streaming import SplitDatasetWriter
 from .threads import get_default_threads, set_default_threads
 from .writer import EmptySplitDataset, save_to_split_dataset
@@ -36,6 +37,8 @@ __all__ = [
     "NoStackError",
     "NotASplitDatasetError",
     "SplitDatasetError",
+    "describe",
     "get_default_threads",
     "set_default_threads",
+    "verify",
 ]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,14 +69,18 @@ def parse_compression(compression: Any, level: int | None = None) -> Compression
     if name.startswith("blosc"):
         import hdf5plugin
 
-        cname = name.split(":", 1)[1] if ":" in name else "blosclz"
+        cname: Any = name.split(":", 1)[1] if ":" in name else "blosclz"
         if cname not in BLOSC_COMPRESSORS:
             raise ValueError(f"unknown blosc compressor {cname!r}; use one of {BLOSC_COMPRESSORS}")
         clevel = 9 if level is None else int(level)
-        options = dict(hdf5plugin.Blosc(cname=cname, clevel=clevel, shuffle=hdf5plugin.Blosc.SHUFFLE))
+        options = dict(
+            hdf5plugin.Blosc(cname=cname, clevel=clevel, shuffle=hdf5plugin.Blosc.SHUFFLE)
+        )
         return Compression("blosc", options, cname, clevel)
-    raise ValueError(f"unknown compression {compression!r}: use 'blosc', 'blosc:lz4', "
-                     f"'blosc:zstd', 'zlib' or None")
+    raise ValueError(
+        f"unknown compression {compression!r}: use 'blosc', 'blosc:lz4', "
+        f"'blosc:zstd', 'zlib' or None"
+    )
 
 
 # Blocks of at most this many elements stay contiguous and uncompressed, as PyTables (and
@@ -143,8 +147,12 @@ def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[StoredCh
     """
     from numcodecs import Blosc
 
-    codec = Blosc(cname=encoding.compression.cname, clevel=encoding.compression.clevel,
-                  shuffle=Blosc.SHUFFLE, typesize=block.dtype.itemsize)
+    codec = Blosc(
+        cname=cast(Any, encoding.compression.cname),  # one of BLOSC_COMPRESSORS
+        clevel=encoding.compression.clevel,
+        shuffle=Blosc.SHUFFLE,
+        typesize=block.dtype.itemsize,
+    )
     chunks = _block_chunks(block.shape, encoding)
     chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
     padded = None
@@ -173,9 +181,14 @@ def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int,
     return tuple(max(1, min(c, s)) for c, s in zip(encoding.chunk_shape, shape))
 
 
-def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
-                     encoding: BlockEncoding, stored: list[StoredChunk],
-                     block_start: Sequence[int] | None = None) -> None:
+def store_compressed(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    encoding: BlockEncoding,
+    stored: list[StoredChunk],
+    block_start: Sequence[int] | None = None,
+) -> None:
     """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
     writes: HDF5 stores the bytes as they are, and serializes every call in the process)."""
     import h5py
@@ -184,7 +197,10 @@ def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
     chunks = _block_chunks(shape, encoding)
     with h5py.File(path, "w") as handle:
         dataset = handle.create_dataset(
-            encoding.key, shape=shape, dtype=dtype, chunks=chunks,
+            encoding.key,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks,
             **encoding.compression.h5py_options,
         )
         dataset_id = dataset.id
@@ -193,8 +209,9 @@ def store_compressed(path: Path, shape: tuple[int, ...], dtype: np.dtype,
         checksums.record(dataset, chunks, [chunk.crc for chunk in stored], block_start)
 
 
-def write_uncompressed_or_by_hdf5(path: Path, block: np.ndarray, encoding: BlockEncoding,
-                                  block_start: Sequence[int] | None = None) -> None:
+def write_uncompressed_or_by_hdf5(
+    path: Path, block: np.ndarray, encoding: BlockEncoding, block_start: Sequence[int] | None = None
+) -> None:
     """Write a block that our workers do not compress (uncompressed, tiny, or compressed by
     HDF5's own filter pipeline) as a complete HDF5 block file at ``path``, checksums
     included."""
@@ -206,11 +223,14 @@ def write_uncompressed_or_by_hdf5(path: Path, block: np.ndarray, encoding: Block
     with h5py.File(path, "w") as handle:
         if encoding.kind == "pipeline" and block.size > TINY_BLOCK:
             chunks = _block_chunks(block.shape, encoding)
-            dataset = handle.create_dataset(encoding.key, data=block, chunks=chunks,
-                                            **encoding.compression.h5py_options)
+            dataset = handle.create_dataset(
+                encoding.key, data=block, chunks=chunks, **encoding.compression.h5py_options
+            )
             # HDF5 compressed them: read back what it stored (still in its cache)
-            crcs = [checksums.crc32(dataset.id.read_direct_chunk(offset)[1])
-                    for offset in _chunk_offsets(block.shape, chunks)]
+            crcs = [
+                checksums.crc32(dataset.id.read_direct_chunk(offset)[1])
+                for offset in _chunk_offsets(block.shape, chunks)
+            ]
             checksums.record(dataset, chunks, crcs, block_start)
         else:
             dataset = handle.create_dataset(encoding.key, data=block)
@@ -225,8 +245,9 @@ def _record_contiguous(dataset, block: np.ndarray, block_start: Sequence[int] | 
     checksums.record(dataset, chunks, checksums.contiguous_crcs(block, chunks), block_start)
 
 
-def write_contiguous(path: Path, block: np.ndarray, key: str,
-                     block_start: Sequence[int] | None = None) -> None:
+def write_contiguous(
+    path: Path, block: np.ndarray, key: str, block_start: Sequence[int] | None = None
+) -> None:
     """An uncompressed block: HDF5 writes the file's structure with the data's bytes allocated
     (contiguous, allocated at creation, never filled), then the bytes go in with ``pwrite``.
 
@@ -242,14 +263,19 @@ def write_contiguous(path: Path, block: np.ndarray, key: str,
         plist.set_layout(h5py.h5d.CONTIGUOUS)
         plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         plist.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-        dataset_id = h5py.h5d.create(handle.id, key.encode(), h5py.h5t.py_create(block.dtype),
-                                     h5py.h5s.create_simple(block.shape), dcpl=plist)
+        dataset_id = h5py.h5d.create(
+            handle.id,
+            key.encode(),
+            h5py.h5t.py_create(block.dtype),
+            h5py.h5s.create_simple(block.shape),
+            dcpl=plist,
+        )
         offset = dataset_id.get_offset()
         dataset_id.close()
         _record_contiguous(handle[key], block, block_start)
     if offset is None:
         raise OSError(f"{path}: HDF5 allocated no storage for '{key}'")
-    data = memoryview(block.reshape(-1).view(np.uint8))
+    data = block.reshape(-1).view(np.uint8).data
     fd = os.open(path, os.O_WRONLY)
     try:
         written = 0
@@ -277,14 +303,19 @@ class PreparedBlock:
 
     def store(self) -> Path:
         if self.stored is not None:
-            store_compressed(self.temporary, self.shape, self.dtype, self.encoding, self.stored,
-                             self.block_start)
+            store_compressed(
+                self.temporary, self.shape, self.dtype, self.encoding, self.stored, self.block_start
+            )
             self.stored = None
         return self.temporary
 
 
-def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding,
-                  block_start: Sequence[int] | None = None) -> PreparedBlock:
+def prepare_block(
+    temporary: Path,
+    block: np.ndarray,
+    encoding: BlockEncoding,
+    block_start: Sequence[int] | None = None,
+) -> PreparedBlock:
     """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings).
 
     ``block_start``: where the block sits in the whole array, recorded in the file so that a
@@ -300,7 +331,10 @@ def prepare_block(temporary: Path, block: np.ndarray, encoding: BlockEncoding,
 
 
 def block_encoding(
-    data: np.ndarray, key: str, compression: Any, level: int | None,
+    data: np.ndarray,
+    key: str,
+    compression: Any,
+    level: int | None,
     chunk_shape: Sequence[int] | None,
 ) -> BlockEncoding:
     chunks = tuple(chunk_shape) if chunk_shape else default_chunk_shape(data.shape, data.itemsize)

@@ -58,7 +58,9 @@ def owned_range(block: int, block_size: int, blocks_along_axis: int, size: int) 
 
 
 def owned_extent(
-    block_index: Sequence[int], shape_block: Sequence[int], blocks_grid: Sequence[int],
+    block_index: Sequence[int],
+    shape_block: Sequence[int],
+    blocks_grid: Sequence[int],
     shape: Sequence[int],
 ) -> tuple[int, ...]:
     """How many elements of the array block ``block_index`` owns along each axis."""
@@ -73,6 +75,42 @@ def file_range(block: int, block_size: int, padding: int, size: int) -> tuple[in
     """``[start, end)`` of the array that the file of block ``block`` holds along an axis."""
     start = block * block_size
     return start, min(size, start + block_size + padding)
+
+
+def _crop_pairs(crop: Sequence[tuple[int, int]] | None, ndim: int) -> tuple[tuple[int, int], ...]:
+    if crop is None:
+        return tuple((0, 0) for _ in range(ndim))
+    return tuple((int(lo), int(hi)) for lo, hi in crop)
+
+
+def _block_shape(
+    shape: tuple[int, ...],
+    shape_block: Sequence[int | None] | int | None,
+    dim_split: Sequence[int] | int | None,
+    blocks_number: Sequence[int] | int | None,
+) -> tuple[int, ...]:
+    """The block shape the 0.4.x constructor's arguments describe (whole axes by default)."""
+    split_axes = None if dim_split is None else tuple(np.atleast_1d(dim_split).astype(int).tolist())
+    block = list(shape)
+    if blocks_number is not None:
+        axes = split_axes if split_axes is not None else tuple(range(np.size(blocks_number)))
+        numbers = np.broadcast_to(np.asarray(blocks_number), (len(axes),))
+        for axis, number in zip(axes, numbers):
+            block[axis] = -(-shape[axis] // int(number))
+    elif isinstance(shape_block, (int, np.integer)):
+        # An int block size splits the first axis (or dim_split's axes).
+        for axis in split_axes if split_axes is not None else (0,):
+            block[axis] = int(shape_block)
+    elif shape_block is not None:
+        given = list(shape_block)
+        if split_axes is not None and len(given) == len(split_axes):
+            pairs = list(zip(split_axes, given))
+        else:
+            pairs = list(enumerate(given))
+        for axis, size in pairs:
+            if size is not None:
+                block[axis] = int(size)
+    return tuple(max(1, min(b, s)) if s > 0 else max(1, b) for b, s in zip(block, shape))
 
 
 class Blocks:
@@ -92,68 +130,65 @@ class Blocks:
         padding: Sequence[int] | int = 0,
         crop: Sequence[tuple[int, int]] | None = None,
     ) -> None:
-        shape_full = tuple(int(s) for s in shape_full)
-        ndim = len(shape_full)
-        self._shape_full = shape_full
-        self._crop = tuple((0, 0) for _ in shape_full) if crop is None else tuple(
-            (int(lo), int(hi)) for lo, hi in crop
-        )
-        if dim_split is not None and np.ndim(dim_split) == 0:
-            dim_split = (int(dim_split),)  # type: ignore[arg-type]
-        shape_cropped = self._cropped_shape()
-        block = list(shape_cropped)
-        if blocks_number is not None:
-            axes = tuple(dim_split) if dim_split is not None else tuple(
-                range(np.size(blocks_number))
-            )
-            numbers = np.broadcast_to(np.asarray(blocks_number), (len(axes),))
-            for axis, number in zip(axes, numbers):
-                block[axis] = -(-shape_cropped[axis] // int(number))
-        elif shape_block is not None:
-            if np.ndim(shape_block) == 0:
-                # An int block size splits the first axis (or dim_split's axes).
-                axes = tuple(dim_split) if dim_split is not None else (0,)
-                for axis in axes:
-                    block[axis] = int(shape_block)  # type: ignore[arg-type]
-            else:
-                given = list(shape_block)  # type: ignore[arg-type]
-                if dim_split is not None and len(given) == len(tuple(dim_split)):
-                    for axis, size in zip(dim_split, given):
-                        block[axis] = int(size)
-                else:
-                    for axis, size in enumerate(given):
-                        if size is not None:
-                            block[axis] = int(size)
-        self._padding = _per_axis(padding, ndim, "padding")
-        self._shape_block = tuple(
-            max(1, min(b, s)) if s > 0 else max(1, b) for b, s in zip(block, shape_cropped)
+        full = tuple(int(s) for s in shape_full)
+        self._shape_full = full
+        self._crop = _crop_pairs(crop, len(full))
+        self._padding = _per_axis(padding, len(full), "padding")
+        self._shape_block = _block_shape(
+            self._cropped_shape(), shape_block, dim_split, blocks_number
         )
         self._update()
 
-    # --- derived geometry -------------------------------------------------------------------
+    # --- derived geometry: recomputed whenever a 0.4.x setter changes the grid ----------------
 
     def _cropped_shape(self) -> tuple[int, ...]:
         return tuple(s - lo - hi for s, (lo, hi) in zip(self._shape_full, self._crop))
 
     def _update(self) -> None:
-        self.shape_cropped = self._cropped_shape()
-        self.starts = tuple(lo for lo, _ in self._crop)
-        grid = blocks_per_axis(self.shape_cropped, self._shape_block, self._padding)
-        self.blocks_grid = grid
+        self._shape_cropped = self._cropped_shape()
+        self._starts = tuple(lo for lo, _ in self._crop)
+        grid = blocks_per_axis(self._shape_cropped, self._shape_block, self._padding)
+        self._blocks_grid = grid
         ranges_per_axis = [
             [file_range(i, block, pad, size) for i in range(n)]
-            for n, block, pad, size in zip(grid, self._shape_block, self._padding, self.shape_cropped)
+            for n, block, pad, size in zip(
+                grid, self._shape_block, self._padding, self._shape_cropped
+            )
         ]
         starts_per_axis = [
             start + np.asarray([lo for lo, _ in ranges], dtype=np.int64)
-            for ranges, start in zip(ranges_per_axis, self.starts)
+            for ranges, start in zip(ranges_per_axis, self._starts)
         ]
         ends_per_axis = [
             start + np.asarray([hi for _, hi in ranges], dtype=np.int64)
-            for ranges, start in zip(ranges_per_axis, self.starts)
+            for ranges, start in zip(ranges_per_axis, self._starts)
         ]
-        self.block_starts = np.stack(np.meshgrid(*starts_per_axis, indexing="ij"), axis=-1)
-        self.block_ends = np.stack(np.meshgrid(*ends_per_axis, indexing="ij"), axis=-1)
+        self._block_starts = np.stack(np.meshgrid(*starts_per_axis, indexing="ij"), axis=-1)
+        self._block_ends = np.stack(np.meshgrid(*ends_per_axis, indexing="ij"), axis=-1)
+
+    @property
+    def shape_cropped(self) -> tuple[int, ...]:
+        return self._shape_cropped
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """Where the cropped array starts in ``shape_full``."""
+        return self._starts
+
+    @property
+    def blocks_grid(self) -> tuple[int, ...]:
+        """Number of blocks along each axis."""
+        return self._blocks_grid
+
+    @property
+    def block_starts(self) -> np.ndarray:
+        """``(*blocks_grid, ndim)``: where each block's file starts, in ``shape_full``."""
+        return self._block_starts
+
+    @property
+    def block_ends(self) -> np.ndarray:
+        """``(*blocks_grid, ndim)``: where each block's file ends (its padding included)."""
+        return self._block_ends
 
     @property
     def shape_full(self) -> tuple[int, ...]:
@@ -188,13 +223,12 @@ class Blocks:
 
     @crop.setter
     def crop(self, value: Sequence[tuple[int, int]] | None) -> None:
-        self._crop = tuple((0, 0) for _ in self._shape_full) if value is None else tuple(
-            (int(lo), int(hi)) for lo, hi in value
-        )
+        self._crop = _crop_pairs(value, len(self._shape_full))
         self._update()
 
     @property
     def n_blocks(self) -> int:
+        """Number of blocks in all (``blocks_grid`` has them per axis)."""
         return int(np.prod(self.blocks_grid))
 
     @property

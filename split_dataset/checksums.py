@@ -31,8 +31,12 @@ def crc32(data: Any) -> int:
     return zlib.crc32(data)
 
 
-def record(dataset: Any, chunk_shape: Sequence[int], crcs: Sequence[int],
-           block_start: Sequence[int] | None = None) -> None:
+def record(
+    dataset: Any,
+    chunk_shape: Sequence[int],
+    crcs: Sequence[int],
+    block_start: Sequence[int] | None = None,
+) -> None:
     """Write the CRCs (C order over the chunk grid) and the block's start as attributes."""
     values = np.asarray(crcs, dtype=np.uint32)
     attributes = dataset.attrs
@@ -74,7 +78,7 @@ def contiguous_crcs(block: np.ndarray, chunk_shape: Sequence[int]) -> list[int]:
     Virtual chunks are whole along all axes but one (``virtual_chunk_shape``), so each one is
     a contiguous byte range of the block: its bytes are hashed in place.
     """
-    flat = memoryview(np.ascontiguousarray(block).reshape(-1).view(np.uint8))
+    flat = np.ascontiguousarray(block).reshape(-1).view(np.uint8).data
     shape = block.shape
     grid = [-(-s // c) for s, c in zip(shape, chunk_shape)]
     strides = [int(np.prod(shape[a + 1 :])) * block.itemsize for a in range(len(shape))]

@@ -47,7 +47,9 @@ def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, ma
         except (OverflowError, ValueError) as error:
             raise BlockFileError(f"{path}: the chunk index is corrupt: {error}") from error
         chunk = np.asarray(chunk_shape, dtype=np.int64)
-        outside = (origins < 0) | (origins >= np.asarray(shape, dtype=np.int64)) | (origins % chunk != 0)
+        outside = (
+            (origins < 0) | (origins >= np.asarray(shape, dtype=np.int64)) | (origins % chunk != 0)
+        )
         bad = np.flatnonzero(outside.any(axis=1) | (byte_offsets < 0) | (stored_sizes < 0))
         if bad.size:
             raise BlockFileError(
@@ -72,8 +74,9 @@ def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, ma
 class LazyChunkIndex:
     """Owns an open h5py handle on the file until every chunk is known (or ``close``)."""
 
-    def __init__(self, path: Path, handle, dataset, chunk_shape, grid, shape, offsets, sizes,
-                 masks):
+    def __init__(
+        self, path: Path, handle, dataset, chunk_shape, grid, shape, offsets, sizes, masks
+    ):
         self.path = path
         self._handle = handle
         self._dataset = dataset
@@ -145,8 +148,16 @@ class LazyChunkIndex:
         if self._dataset is None:
             raise BlockFileError(f"{self.path}: the file was closed before it was indexed")
         try:
-            index_all_chunks(self.path, self._dataset, self._chunk_shape, self._grid,
-                             self._shape, self._offsets, self._sizes, self._masks)
+            index_all_chunks(
+                self.path,
+                self._dataset,
+                self._chunk_shape,
+                self._grid,
+                self._shape,
+                self._offsets,
+                self._sizes,
+                self._masks,
+            )
         except BlockFileError:
             raise
         except (OSError, RuntimeError) as error:

@@ -102,12 +102,14 @@ def _check_probed(
     """The first and last block files must fit the metadata's grid (checked at open: a block
     shape in the JSON smaller than the files' would read every block shifted)."""
     grid = blocks_per_axis(shape, metadata.shape_block, metadata.padding)
-    geometry = BlockGrid(shape, np.dtype(np.uint8), metadata.shape_block, grid,
-                         metadata.padding, [], None)
+    geometry = BlockGrid(
+        shape, np.dtype(np.uint8), metadata.shape_block, grid, metadata.padding, [], None
+    )
     for summary, linear in zip(probed, (0, len(contents.block_files) - 1)):
         if summary is not None and linear < int(np.prod(grid)):
-            geometry.check_shape(summary.path, summary.key, summary.shape,
-                                 geometry.block_index(linear))
+            geometry.check_shape(
+                summary.path, summary.key, summary.shape, geometry.block_index(linear)
+            )
     first, last = probed
     if first is not None and last is not None and first.dtype != last.dtype:
         raise BlockFileError(
@@ -121,13 +123,35 @@ def _check_probed(
         )
 
 
+def _fixed(name: str) -> property:
+    """A settable property of the 0.4.x ``Blocks`` API that a dataset on disk refuses to set:
+    its grid comes from its files, and reads would go on using the old one."""
+    getter = getattr(Blocks, name).fget
+
+    def refuse(self: SplitDataset, value: object) -> None:
+        raise AttributeError(
+            f"{name} of a SplitDataset comes from its files and cannot be set; to change the "
+            f"block grid, save a copy: save_to_split_dataset(ds, ..., block_size=...)"
+        )
+
+    return property(getter, refuse, doc=getter.__doc__)
+
+
 class SplitDataset(Blocks):
     """A split dataset opened for reading; indexes like the NumPy array it stands for.
 
     ``ds[index]`` accepts every index NumPy accepts and returns exactly what NumPy returns for
     the in-memory array; ``ds.read(index, out=buffer)`` fills a caller's buffer instead.
-    Opening reads the metadata and at most the first and last block files.
+    Opening reads the metadata and at most the first and last block files. The geometry
+    (shape, block grid, files) is fixed when the dataset is opened; ``threads`` and
+    ``verify_checksums`` may be changed at any time. ``with SplitDataset(path) as ds:`` closes
+    the files at the end.
     """
+
+    shape_full = _fixed("shape_full")
+    shape_block = _fixed("shape_block")
+    padding = _fixed("padding")
+    crop = _fixed("crop")
 
     def __init__(
         self,
@@ -138,8 +162,8 @@ class SplitDataset(Blocks):
         max_open_files: int | None = None,
         verify_checksums: bool = False,
     ) -> None:
-        self.root = Path(root)
-        self.prefix = prefix
+        self._root = Path(root)
+        self._prefix = prefix
         self.threads = threads
         self.verify_checksums = verify_checksums
         self._max_open_files = max_open_files
@@ -160,8 +184,7 @@ class SplitDataset(Blocks):
             if (first is None) != (last is None):  # a folder of derived data has none at all
                 lacking = contents.block_files[0 if first is None else -1]
                 raise BlockFileError(
-                    f"{lacking}: holds no 'stack' dataset, but "
-                    f"{(first or last).path.name} does"  # type: ignore[union-attr]
+                    f"{lacking}: holds no 'stack' dataset, but {(first or last).path.name} does"  # type: ignore[union-attr]
                 )
             shape = _real_shape(contents, grid, last)
             dtype = None if first is None else first.dtype
@@ -209,12 +232,12 @@ class SplitDataset(Blocks):
         legacy: bool,
     ) -> None:
         super().__init__(shape, shape_block=metadata.shape_block, padding=metadata.padding)
-        self.metadata = metadata
-        self.legacy = legacy
+        self._metadata = metadata
+        self._legacy = legacy
         self._file_names = file_names
         self._dtype = dtype
-        self.data_key = key
-        self.shape = tuple(shape)
+        self._data_key = key
+        self._shape = tuple(shape)
         paths = [self.root / name for name in file_names]
         self._grid = BlockGrid(
             self.shape,
@@ -227,6 +250,35 @@ class SplitDataset(Blocks):
         )
 
     # --- metadata ----------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        """The dataset's folder."""
+        return self._root
+
+    @property
+    def prefix(self) -> str | None:
+        return self._prefix
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape the files hold (``planned_shape``: what the metadata announces)."""
+        return self._shape
+
+    @property
+    def metadata(self) -> StackMetadata:
+        """Everything ``stack_metadata.json`` (or the legacy in-file metadata) says."""
+        return self._metadata
+
+    @property
+    def legacy(self) -> bool:
+        """True for the layout without JSON (metadata inside the last block file)."""
+        return self._legacy
+
+    @property
+    def data_key(self) -> str | None:
+        """The name of the array in the block files (``stack_4D``...), None if they have none."""
+        return self._data_key
 
     @property
     def dtype(self) -> np.dtype:
@@ -304,7 +356,8 @@ class SplitDataset(Blocks):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:  # type: ignore[override]
+        # (Blocks[i] gives block i's slices; a dataset gives data, as in 0.4.x)
         return self.read(key)
 
     def read(
@@ -353,8 +406,15 @@ class SplitDataset(Blocks):
         threads = self.threads if threads is None else threads
 
         def fill(target: np.ndarray, terms=selection.terms) -> None:
-            read_orthogonal(self._grid, self._cache, terms, target, threads, background,
-                            verify_checksums=self.verify_checksums)
+            read_orthogonal(
+                self._grid,
+                self._cache,
+                terms,
+                target,
+                threads,
+                background,
+                verify_checksums=self.verify_checksums,
+            )
 
         if isinstance(selection, DirectSelection):
             if out is None and selection.returns_scalar:
@@ -373,8 +433,22 @@ class SplitDataset(Blocks):
         return result
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """NumPy's protocol: the whole array, read into new memory (``np.asarray(ds)``).
+        ``copy=False`` asks for no copy, which a dataset on disk cannot give: ``ValueError``,
+        as NumPy 2 expects (and h5py does)."""
+        if copy is False:
+            raise ValueError(
+                "a SplitDataset cannot be turned into an array without a copy: its data is on "
+                "disk (use np.asarray(ds), or np.array(ds, copy=None))"
+            )
         data = self.read(...)
         return data if dtype is None else data.astype(dtype, copy=False)
+
+    def __enter__(self) -> SplitDataset:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def layout(self, block: int = 0) -> FileLayout:
         """How block file ``block`` (linear index) is stored: chunks, filters, byte ranges."""
@@ -411,8 +485,8 @@ class SplitDataset(Blocks):
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.root = Path(state["root"])
-        self.prefix = state["prefix"]
+        self._root = Path(state["root"])
+        self._prefix = state["prefix"]
         self.threads = state["threads"]
         self.verify_checksums = state["verify_checksums"]
         self._max_open_files = state["max_open_files"]
@@ -422,7 +496,11 @@ class SplitDataset(Blocks):
         forking.reset_after_fork(self)
         dtype = None if state["dtype"] is None else np.dtype(state["dtype"])
         self._setup(
-            state["metadata"], state["shape"], state["file_names"], dtype, state["key"],
+            state["metadata"],
+            state["shape"],
+            state["file_names"],
+            dtype,
+            state["key"],
             state["legacy"],
         )
 

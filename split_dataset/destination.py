@@ -42,7 +42,8 @@ def dataset_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if _BLOCK_FILE.match(p.name) or p.name.endswith(METADATA_SUFFIX) or p.name.endswith(".tmp")
     )
 
@@ -56,8 +57,9 @@ def check_not_source(destination: Path, sources: Iterable[Path | str | None]) ->
         origin = Path(source).resolve()
         if target == origin or origin in target.parents or target in origin.parents:
             raise DestinationError(
-                f"{destination}: is {'the source' if target == origin else 'nested with the source'}"
-                f" {source}; writing there would destroy what is being read. Write elsewhere."
+                f"{destination}: is "
+                f"{'the source' if target == origin else 'nested with the source'} {source}; "
+                f"writing there would destroy what is being read. Write elsewhere."
             )
 
 
@@ -168,8 +170,13 @@ def _renameat2():
         return None
     function = getattr(ctypes.CDLL(library, use_errno=True), "renameat2", None)
     if function is not None:
-        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                             ctypes.c_uint]
+        function.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
     return function
 
 
@@ -178,8 +185,9 @@ def exchange(first: Path, second: Path) -> None:
     elsewhere in two renames, between which ``second`` briefly does not exist."""
     function = _renameat2()
     if function is not None:
-        status = function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
-                          _RENAME_EXCHANGE)
+        status = function(
+            _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+        )
         if status == 0:
             return
         code = ctypes.get_errno()

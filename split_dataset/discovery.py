@@ -68,7 +68,9 @@ def numbered_block_files(folder: Path, prefix: str | None = None) -> list[Path]:
     for number, path in numbered[1:]:
         previous, previous_path = complete[-1]
         if number == previous:
-            raise BlockFileError(f"{folder}: {previous_path.name} and {path.name} have the same number")
+            raise BlockFileError(
+                f"{folder}: {previous_path.name} and {path.name} have the same number"
+            )
         for missing in range(previous + 1, number):
             candidate = _same_pattern(previous_path, previous, missing)
             if not candidate.is_file():
@@ -125,7 +127,11 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
     legacy = metadata_path is None
     if legacy:
         if not numbered:
-            inside = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob(f"*{METADATA_SUFFIX}")))
+            inside = sorted(
+                p.name
+                for p in folder.iterdir()
+                if p.is_dir() and any(p.glob(f"*{METADATA_SUFFIX}"))
+            )
             hint = f"; its subfolders {', '.join(inside)} are split datasets" if inside else ""
             raise NotASplitDatasetError(
                 f"{folder}: not a split dataset (no {METADATA_SUFFIX} and no numbered .h5 files)"
@@ -141,7 +147,8 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
         missing = [p.name for p in block_files if not p.is_file()]
         if missing:
             raise NotASplitDatasetError(
-                f"{folder}: block files listed in the metadata are missing: {', '.join(missing[:5])}"
+                f"{folder}: block files listed in the metadata are missing: "
+                f"{', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             )
         first_number = None

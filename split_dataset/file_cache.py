@@ -9,6 +9,7 @@ capacity at a time (``files_per_batch``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -85,10 +86,8 @@ class OpenBlockFile:
             layout.lazy.close()
 
     def __del__(self) -> None:  # a dataset dropped without close() must not leak descriptors
-        try:
+        with contextlib.suppress(Exception):  # at interpreter exit h5py may be half torn down
             self.close()
-        except Exception:  # noqa: BLE001 - at interpreter exit h5py may be half torn down
-            pass
 
 
 def _open(path: Path) -> int:
@@ -168,7 +167,9 @@ class FileCache:
                 entry.close()
 
     @contextmanager
-    def acquire(self, paths: Sequence[Path], key: str | None = None) -> Iterator[list[OpenBlockFile]]:
+    def acquire(
+        self, paths: Sequence[Path], key: str | None = None
+    ) -> Iterator[list[OpenBlockFile]]:
         """The files' layouts and descriptors, kept open until the block exits."""
         entries: list[OpenBlockFile] = []
         try:

@@ -62,7 +62,6 @@ def is_dataset(handle, key: str) -> bool:
 
 def stack_key(handle, path: Path) -> str:
     """The name of the array in a block file: the first top-level dataset containing 'stack'."""
-    import h5py
 
     for key in handle:
         if "stack" in key and is_dataset(handle, key):
@@ -98,8 +97,9 @@ def probe_stack(path: Path, key: str | None = None) -> StackSummary:
             if key is None or not is_dataset(handle, key):
                 key = stack_key(handle, path)
             dataset = handle[key]
-            return StackSummary(Path(path), key, tuple(int(s) for s in dataset.shape),
-                                dataset.dtype)
+            return StackSummary(
+                Path(path), key, tuple(int(s) for s in dataset.shape), dataset.dtype
+            )
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
             if isinstance(error, NoStackError):
                 raise
@@ -144,7 +144,9 @@ class FileLayout:
         for filter_id, values in self.filters:
             name = _FILTER_NAMES.get(filter_id, f"filter {filter_id}")
             if filter_id == FILTER_BLOSC and len(values) >= 6:
-                codec = _BLOSC_CODECS.get(values[6], str(values[6])) if len(values) > 6 else "blosclz"
+                codec = (
+                    _BLOSC_CODECS.get(values[6], str(values[6])) if len(values) > 6 else "blosclz"
+                )
                 shuffle = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}.get(values[5], "?")
                 name = f"blosc:{codec} level {values[4]} {shuffle}"
             elif filter_id == FILTER_DEFLATE and values:
@@ -251,7 +253,9 @@ def read_file_layout(
         if isinstance(error, (OSError, RuntimeError, ValueError, KeyError, TypeError)) and not (
             isinstance(error, (BlockFileError, NoStackError))
         ):
-            raise BlockFileError(f"{path}: cannot read the stack dataset's layout: {error}") from error
+            raise BlockFileError(
+                f"{path}: cannot read the stack dataset's layout: {error}"
+            ) from error
         raise
     lazy_index = fields.pop("lazy")
     if lazy_index is None or lazy_index.complete:
@@ -287,8 +291,9 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
             count = int(np.prod(grid))
             if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
                 offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))
-                lazy_index = LazyChunkIndex(path, handle, dataset, chunk, grid, shape,
-                                            offsets, sizes, masks)
+                lazy_index = LazyChunkIndex(
+                    path, handle, dataset, chunk, grid, shape, offsets, sizes, masks
+                )
             else:
                 grid, offsets, sizes, masks = _chunked_table(path, dataset, shape, chunk)
     except (OSError, RuntimeError) as error:

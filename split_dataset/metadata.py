@@ -101,7 +101,9 @@ def _int_tuple(value: Any, key: str, source: Path, ndim: int | None = None) -> t
     try:
         result = tuple(_integer(v) for v in value)
     except (TypeError, ValueError, OverflowError):
-        raise MetadataError(f"{source}: '{key}' must be a list of integers, got {value!r}") from None
+        raise MetadataError(
+            f"{source}: '{key}' must be a list of integers, got {value!r}"
+        ) from None
     if ndim is not None and len(result) != ndim:
         raise MetadataError(
             f"{source}: '{key}' has {len(result)} entries but the array has {ndim} dimensions"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ._ext import _planner
+from ._ext._planner import TermKind
 from .blocks import block_of
 from .selection import IntTerm, SliceTerm, Term, term_coordinates
 
@@ -136,11 +137,12 @@ def _plan_blocks_reference(terms: tuple[Term, ...], block_shape, blocks_grid):
 
 
 def _term_spec(term: Term) -> tuple:
+    """A term as the compiled planner takes it: ``(kind, start, step, count, reverse, coords)``."""
     if isinstance(term, IntTerm):
-        return (0, term.index, 1, 1, 0, None)
+        return (TermKind.INTEGER_TERM, term.index, 1, 1, 0, None)
     if isinstance(term, SliceTerm):
-        return (1, term.start, term.step, term.count, int(term.reverse), None)
-    return (2, 0, 0, term.count, 0, term.coords)
+        return (TermKind.SLICE_TERM, term.start, term.step, term.count, int(term.reverse), None)
+    return (TermKind.VECTOR_TERM, 0, 0, term.count, 0, term.coords)
 
 
 def plan_blocks(
@@ -165,9 +167,9 @@ def plan_blocks(
 # --- stage 2: chunks (reference implementation) --------------------------------------------------
 
 
-def _group_axis_reference(coords, positions, block_size, n_blocks, chunk_size):
+def _group_axis_reference(coords, positions, block_size, blocks_along_axis, chunk_size):
     """Runs of consecutive sorted coordinates sharing (block, chunk)."""
-    blocks = block_of(coords, block_size, n_blocks)
+    blocks = block_of(coords, block_size, blocks_along_axis)
     local = coords - blocks * block_size
     chunks = local // chunk_size
     in_chunk = local - chunks * chunk_size
@@ -179,7 +181,10 @@ def _group_axis_reference(coords, positions, block_size, n_blocks, chunk_size):
     counts = np.diff(np.concatenate([starts, [coords.size]])).astype(np.int64)
     contiguous = np.array(
         [
-            bool(np.all(np.diff(in_chunk[s : s + c]) == 1) and np.all(np.diff(positions[s : s + c]) == 1))
+            bool(
+                np.all(np.diff(in_chunk[s : s + c]) == 1)
+                and np.all(np.diff(positions[s : s + c]) == 1)
+            )
             for s, c in zip(starts, counts)
         ],
         dtype=np.uint8,
@@ -208,7 +213,14 @@ def _plan_chunks_reference(block_plan: BlockPlan, chunk_shapes) -> tuple[np.ndar
     axes = block_plan.axes
     ndim = len(axes)
     files = block_plan.files
-    pools_in, pools_out, chunk_parts, start_parts, count_parts, contiguous_parts = [], [], [], [], [], []
+    pools_in, pools_out, chunk_parts, start_parts, count_parts, contiguous_parts = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     pool_offset = group_offset = 0
     # (axis, chunk size) -> (first group id, block of each group), created in order of first use
     variants: dict[tuple[int, int], tuple[int, np.ndarray]] = {}

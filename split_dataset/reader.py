@@ -49,8 +49,9 @@ class BlockGrid:
     def block_index(self, linear: int) -> tuple[int, ...]:
         return tuple(int(i) for i in np.unravel_index(linear, self.blocks_grid))
 
-    def check_shape(self, path: Path, key: str, shape: tuple[int, ...],
-                    block_index: tuple[int, ...]) -> None:
+    def check_shape(
+        self, path: Path, key: str, shape: tuple[int, ...], block_index: tuple[int, ...]
+    ) -> None:
         """A block file's array must hold every element its block owns, and no more than the
         block and its padding: a file that contradicts the metadata would be read shifted."""
         if len(shape) != len(self.shape):
@@ -67,7 +68,8 @@ class BlockGrid:
         if any(have > most for have, most in zip(shape, largest)):
             raise BlockFileError(
                 f"{path}: '{key}' has shape {shape}, larger than the metadata's shape_block "
-                f"{self.block_shape}" + (f" plus padding {self.padding}" if any(self.padding) else "")
+                f"{self.block_shape}"
+                + (f" plus padding {self.padding}" if any(self.padding) else "")
                 + ": the files and stack_metadata.json disagree"
             )
 
@@ -112,7 +114,9 @@ def _read_with_h5py(context, plan: ReadPlan, entries: list[OpenBlockFile]) -> No
     import h5py
     import hdf5plugin  # noqa: F401  (registers blosc2, lz4, zstd, bitshuffle... filters)
 
-    tasks = [t for t in range(plan.n_tasks) if entries[plan.task_file[t]].layout.codec == Codec.H5PY]
+    tasks = [
+        t for t in range(plan.n_tasks) if entries[plan.task_file[t]].layout.codec == Codec.H5PY
+    ]
     by_file: dict[int, list[int]] = {}
     for task in tasks:
         by_file.setdefault(int(plan.task_file[task]), []).append(task)
@@ -183,7 +187,10 @@ class ReadOptions:
 
 
 def _read_batch(
-    grid: BlockGrid, cache: FileCache, block_plan: BlockPlan, out: np.ndarray,
+    grid: BlockGrid,
+    cache: FileCache,
+    block_plan: BlockPlan,
+    out: np.ndarray,
     options: ReadOptions,
 ) -> None:
     paths = [grid.files[f] for f in block_plan.files]

@@ -62,7 +62,7 @@ class VectorTerm:
         return f"VectorTerm({shown})"
 
 
-Term = Union[IntTerm, SliceTerm, VectorTerm]
+Term = Union[IntTerm, SliceTerm, VectorTerm]  # noqa: UP007 - a runtime alias, on Python 3.10 too
 
 
 def term_coordinates(term: Term) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +113,7 @@ class GatherSelection:
         return tuple(t.count for t in self.terms)
 
 
-Selection = Union[DirectSelection, GatherSelection]
+Selection = Union[DirectSelection, GatherSelection]  # noqa: UP007
 
 
 # --- classification of index items -------------------------------------------------------------
@@ -311,7 +311,8 @@ def _basic_selection(items: list[_Item], shape: tuple[int, ...]) -> DirectSelect
             terms.append(term)
             result_shape.append(term.count)
     drop_new_axes = tuple(
-        0 if position in new_axis_positions else slice(None) for position in range(len(result_shape))
+        0 if position in new_axis_positions else slice(None)
+        for position in range(len(result_shape))
     )
 
     def orthogonal_view(result: np.ndarray) -> np.ndarray:
@@ -380,13 +381,15 @@ def _single_vector_selection(items: list[_Item], shape: tuple[int, ...]) -> Sele
         view = result[drop_new_axes + (Ellipsis,)] if ("new",) in result_labels else result
         # Merge the vector's dimensions (consecutive) into one axis.
         first = kept.index(("vector", 0))
-        merged_shape = view.shape[:first] + (vector_count,) + view.shape[first + len(vector_shape) :]
-        view = _reshape_view(view, merged_shape)
-        if view is None:
+        merged_shape = (
+            view.shape[:first] + (vector_count,) + view.shape[first + len(vector_shape) :]
+        )
+        merged = _reshape_view(view, merged_shape)
+        if merged is None:
             return None
         merged_labels = kept[:first] + [("vector",)] + kept[first + len(vector_shape) :]
         order = [merged_labels.index(label) for label in orthogonal_labels]
-        return view.transpose(order)
+        return merged.transpose(order)
 
     return DirectSelection(tuple(terms), result_shape, orthogonal_view)
 
@@ -488,6 +491,8 @@ def _numpy_result_shape(index: tuple[Any, ...], sizes: list[int]) -> tuple[int, 
     broadcast = list(np.broadcast_shapes(*advanced_shapes))
     if positions == list(range(positions[0], positions[-1] + 1)):
         before = [label for label in labels[: positions[0]] if label != "separator"]
-        after = [label for label in labels[positions[0] :] if label not in ("advanced", "separator")]
+        after = [
+            label for label in labels[positions[0] :] if label not in ("advanced", "separator")
+        ]
         return tuple(before + broadcast + after)
     return tuple(broadcast + [label for label in labels if label not in ("advanced", "separator")])

@@ -46,6 +46,7 @@ so before the first block is committed the folder opens as an empty dataset.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -157,8 +158,10 @@ class SplitDatasetWriter:
         if axis_order is None:
             axis_order = {1: "t", 2: "tx", 3: "tyx", 4: "tzyx"}.get(self.ndim)
         elif len(axis_order) != self.ndim:
-            raise ValueError(f"axis_order {axis_order!r} has {len(axis_order)} letters for a "
-                             f"{self.ndim}-d dataset")
+            raise ValueError(
+                f"axis_order {axis_order!r} has {len(axis_order)} letters for a "
+                f"{self.ndim}-d dataset"
+            )
         zeros = (0,) * self.ndim
         self._metadata = StackMetadata(
             shape_full=(0,) + self.frame_shape,
@@ -252,9 +255,11 @@ class SplitDatasetWriter:
         return self._frames_appended
 
     def __repr__(self) -> str:
-        return (f"SplitDatasetWriter('{self.path}', frame_shape={self.frame_shape}, "
-                f"dtype={self.dtype}, frames_per_block={self.frames_per_block}, "
-                f"appended={self._frames_appended}, written={self.frames_written})")
+        return (
+            f"SplitDatasetWriter('{self.path}', frame_shape={self.frame_shape}, "
+            f"dtype={self.dtype}, frames_per_block={self.frames_per_block}, "
+            f"appended={self._frames_appended}, written={self.frames_written})"
+        )
 
     # --- appending ---------------------------------------------------------------------------
 
@@ -265,13 +270,17 @@ class SplitDatasetWriter:
         self._raise_worker_error()
         frames = np.asarray(frames)
         if frames.dtype != self.dtype:
-            raise ValueError(f"frames have dtype {frames.dtype}, expected {self.dtype} "
-                             f"(the writer's dtype; convert before appending)")
+            raise ValueError(
+                f"frames have dtype {frames.dtype}, expected {self.dtype} "
+                f"(the writer's dtype; convert before appending)"
+            )
         if frames.shape == self.frame_shape:
             frames = frames[np.newaxis]
         elif frames.shape[1:] != self.frame_shape or frames.ndim != self.ndim:
-            raise ValueError(f"frames have shape {frames.shape}, expected one frame of shape "
-                             f"{self.frame_shape} or a stack of shape (n, *{self.frame_shape})")
+            raise ValueError(
+                f"frames have shape {frames.shape}, expected one frame of shape "
+                f"{self.frame_shape} or a stack of shape (n, *{self.frame_shape})"
+            )
         position, count = 0, frames.shape[0]
         while position < count:
             if self._buffer is None:
@@ -296,6 +305,7 @@ class SplitDatasetWriter:
 
     def _submit_buffer(self) -> None:
         """Hand the current buffer (its filled frames) to the workers; no reference stays here."""
+        assert self._buffer is not None
         block = self._buffer if self._fill == self.frames_per_block else self._buffer[: self._fill]
         self._buffer, self._fill = None, 0
         self._slots.acquire()  # back-pressure: wait while max_pending_blocks are in flight
@@ -444,12 +454,13 @@ class SplitDatasetWriter:
                 # Then the renames that publish the blocks, in order. The folder is fsynced
                 # after each step, so that this order also holds after a power cut.
                 write_json_metadata(
-                    self.path, self._metadata.with_shape_full((total,) + self.frame_shape),
+                    self.path,
+                    self._metadata.with_shape_full((total,) + self.frame_shape),
                     durable=self.durable,
                 )
                 if self.durable:
                     os.fsync(self._folder_fd)
-                for (index, _), name in zip(batch[:ready], names):
+                for name in names[:ready]:
                     current = self.path / name
                     os.replace(self.path / (name + ".tmp"), current)
                     published += 1
@@ -501,10 +512,8 @@ class SplitDatasetWriter:
     def _remove_uncommitted(self) -> None:
         """After a failure, blocks after the failed one can never be committed: remove them."""
         for index in range(self._next_commit, self._next_block):
-            try:
+            with contextlib.suppress(OSError):
                 (self.path / (self._block_name(index) + ".tmp")).unlink()
-            except OSError:
-                pass
 
     def __enter__(self) -> SplitDatasetWriter:
         return self

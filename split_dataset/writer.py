@@ -95,14 +95,20 @@ class EmptySplitDataset(Blocks):
             )
         expected = self.metadata()
         if (found.shape_full, found.shape_block, found.padding) != (
-            expected.shape_full, expected.shape_block, expected.padding
+            expected.shape_full,
+            expected.shape_block,
+            expected.padding,
         ):
             raise DestinationError(
                 f"{self.final_root}: the interrupted write there has shape {found.shape_full} in "
                 f"blocks of {found.shape_block}, not {expected.shape_full} in "
                 f"{expected.shape_block}: not the same dataset, not resuming"
             )
-        if found.dtype is not None and self.dtype is not None and np.dtype(found.dtype) != self.dtype:
+        if (
+            found.dtype is not None
+            and self.dtype is not None
+            and np.dtype(found.dtype) != self.dtype
+        ):
             raise DestinationError(
                 f"{self.final_root}: the interrupted write there is {np.dtype(found.dtype)}, "
                 f"this one {self.dtype}: not resuming"
@@ -126,8 +132,14 @@ class EmptySplitDataset(Blocks):
             self.dtype = data.dtype
         path = self.root / self.files[n]
         try:
-            write_block_file(path, data, "stack", self.compression,
-                             block_start=self.block_start(n), durable=self.durable)
+            write_block_file(
+                path,
+                data,
+                "stack",
+                self.compression,
+                block_start=self.block_start(n),
+                durable=self.durable,
+            )
         except OSError as error:
             raise BlockWriteError.for_block(error, path, n) from error
 
@@ -136,7 +148,9 @@ class EmptySplitDataset(Blocks):
         resolution = self.resolution if self.resolution is not None else (None,) * ndim
         if len(resolution) != ndim:
             raise ValueError(f"resolution has {len(resolution)} entries for a {ndim}-d dataset")
-        axis_order = self.axis_order or ("tzyx" if ndim == 4 else "zyx"[-ndim:] if ndim <= 3 else None)
+        axis_order = self.axis_order or (
+            "tzyx" if ndim == 4 else "zyx"[-ndim:] if ndim <= 3 else None
+        )
         extra: dict[str, Any] = {}
         if incomplete:
             extra[INCOMPLETE_KEY] = {
@@ -187,8 +201,11 @@ def source_paths(data: Any) -> list[Path]:
     """The files or folders an array-like reads from (a split dataset, an h5py dataset, a
     memory-mapped .npy), so that no writer writes over them."""
     paths = []
-    for candidate in (getattr(data, "root", None), getattr(data, "filename", None),
-                      getattr(getattr(data, "file", None), "filename", None)):
+    for candidate in (
+        getattr(data, "root", None),
+        getattr(data, "filename", None),
+        getattr(getattr(data, "file", None), "filename", None),
+    ):
         if isinstance(candidate, (str, os.PathLike)):
             paths.append(Path(candidate))
     return paths
@@ -257,9 +274,15 @@ def save_to_split_dataset(
     return target.finalize(durable)
 
 
-def _write_blocks(target: EmptySplitDataset, data: Any, compression_level: int | None,
-                  chunk_shape: Sequence[int] | None, progress: bool, threads: int | None,
-                  durable: bool) -> None:
+def _write_blocks(
+    target: EmptySplitDataset,
+    data: Any,
+    compression_level: int | None,
+    chunk_shape: Sequence[int] | None,
+    progress: bool,
+    threads: int | None,
+    durable: bool,
+) -> None:
     """Read the blocks still missing from ``data`` (in order) and write them.
 
     The source is read here, one block at a time (h5py and zarr sources are not thread-safe).
@@ -270,27 +293,36 @@ def _write_blocks(target: EmptySplitDataset, data: Any, compression_level: int |
     """
     key = f"stack_{len(target.shape_cropped)}D"
     todo = set(target.missing_blocks())
-    blocks = [(n, name, slices) for n, (name, (_, slices)) in
-              enumerate(zip(target.files, target.slices())) if n in todo]
+    blocks = [
+        (n, name, slices)
+        for n, (name, (_, slices)) in enumerate(zip(target.files, target.slices()))
+        if n in todo
+    ]
     if progress:
         from tqdm import tqdm
 
-        blocks = tqdm(blocks, desc="writing blocks", unit="file")  # type: ignore[assignment]
+        blocks = tqdm(blocks, desc="writing blocks", unit="file")
     n_threads = effective_threads(threads)
     compressing: deque[Future] = deque()
     storing: deque[Future] = deque()
     published: list[Future] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="split_dataset_fsync") as durability, \
-            ThreadPoolExecutor(1, thread_name_prefix="split_dataset_store") as store, \
-            ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="split_dataset_fsync") as durability,
+        ThreadPoolExecutor(1, thread_name_prefix="split_dataset_store") as store,
+        ThreadPoolExecutor(n_threads, thread_name_prefix="split_dataset_save") as pool,
+    ):
 
         def compress(n: int, path: Path, block: np.ndarray) -> tuple[int, Path, PreparedBlock]:
             block = np.ascontiguousarray(block)
-            encoding = block_encoding(block, key, target.compression, compression_level,
-                                      chunk_shape)
+            encoding = block_encoding(
+                block, key, target.compression, compression_level, chunk_shape
+            )
             try:
-                return n, path, prepare_block(temporary_name(path), block, encoding,
-                                              target.block_start(n))
+                return (
+                    n,
+                    path,
+                    prepare_block(temporary_name(path), block, encoding, target.block_start(n)),
+                )
             except OSError as error:
                 raise BlockWriteError.for_block(error, temporary_name(path), n) from error
 
@@ -314,8 +346,9 @@ def _write_blocks(target: EmptySplitDataset, data: Any, compression_level: int |
 
         for n, file_name, slices in blocks:
             advance(2 * n_threads - 1)
-            compressing.append(pool.submit(compress, n, target.root / file_name,
-                                           np.asarray(data[slices])))
+            compressing.append(
+                pool.submit(compress, n, target.root / file_name, np.asarray(data[slices]))
+            )
         advance(0)
         for future in published:
             future.result()

@@ -13,7 +13,7 @@ from libc.stdlib cimport free, malloc
 cnp.import_array()
 
 
-cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t n_blocks,
+cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t blocks_along_axis,
                                int64_t chunk_size, int64_t* block, int64_t* chunk) noexcept nogil:
     """The (block, chunk) holding ``coord``, and the first coordinate past that chunk.
 
@@ -21,22 +21,22 @@ cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t n_bloc
     same chunk need none (a plane's 512 x 512 coordinates take two divisions per chunk).
     """
     block[0] = coord // block_size
-    if block[0] > n_blocks - 1:  # the last block also owns a padding-length tail
-        block[0] = n_blocks - 1
+    if block[0] > blocks_along_axis - 1:  # the last block also owns a padding-length tail
+        block[0] = blocks_along_axis - 1
     cdef int64_t block_start = block[0] * block_size
     chunk[0] = (coord - block_start) // chunk_size
     cdef int64_t end = block_start + (chunk[0] + 1) * chunk_size
-    if block[0] < n_blocks - 1 and end > block_start + block_size:
+    if block[0] < blocks_along_axis - 1 and end > block_start + block_size:
         end = block_start + block_size
     return end
 
 
 cdef int64_t _count_groups(const int64_t* coords, Py_ssize_t n, int64_t block_size,
-                           int64_t n_blocks, int64_t chunk_size) noexcept nogil:
+                           int64_t blocks_along_axis, int64_t chunk_size) noexcept nogil:
     cdef Py_ssize_t i = 0
     cdef int64_t groups = 0, block, chunk, end
     while i < n:
-        end = _group_end(coords[i], block_size, n_blocks, chunk_size, &block, &chunk)
+        end = _group_end(coords[i], block_size, blocks_along_axis, chunk_size, &block, &chunk)
         groups += 1
         while i < n and coords[i] < end:
             i += 1
@@ -44,7 +44,7 @@ cdef int64_t _count_groups(const int64_t* coords, Py_ssize_t n, int64_t block_si
 
 
 cdef void _fill_groups(const int64_t* coords, const int64_t* positions, Py_ssize_t n,
-                       int64_t block_size, int64_t n_blocks, int64_t chunk_size,
+                       int64_t block_size, int64_t blocks_along_axis, int64_t chunk_size,
                        int64_t pool_first, int64_t* group_block, int64_t* group_chunk,
                        int64_t* group_start, int64_t* group_count, uint8_t* group_contiguous,
                        int64_t* in_chunk, int64_t* out_coords) noexcept nogil:
@@ -54,7 +54,7 @@ cdef void _fill_groups(const int64_t* coords, const int64_t* positions, Py_ssize
     cdef int64_t block, chunk, end, chunk_start
     cdef bint contiguous
     while i < n:
-        end = _group_end(coords[i], block_size, n_blocks, chunk_size, &block, &chunk)
+        end = _group_end(coords[i], block_size, blocks_along_axis, chunk_size, &block, &chunk)
         chunk_start = block * block_size + chunk * chunk_size
         g += 1
         first = i
@@ -151,10 +151,11 @@ cdef const int64_t* _int64_data(object array, str name) except NULL:
 
 # --- whole-plan kernels: the compiled planner proper ----------------------------------------
 
-cdef enum:
-    TERM_INT = 0
-    TERM_SLICE = 1
-    TERM_VECTOR = 2
+cpdef enum TermKind:
+    """How a canonical term reaches the compiled planner (``planning._term_spec``)."""
+    INTEGER_TERM = 0
+    SLICE_TERM = 1
+    VECTOR_TERM = 2
 
 
 def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
@@ -170,18 +171,18 @@ def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
     cdef const int64_t* sorted_coords
     cdef int64_t block, block_end
     cdef int64_t block_size[32]
-    cdef int64_t n_blocks[32]
+    cdef int64_t blocks_along_axis[32]
     if ndim > 32:
         raise ValueError("at most 32 dimensions are supported")
     _read_shape(block_shape, block_size, ndim)
-    _read_shape(blocks_grid, n_blocks, ndim)
+    _read_shape(blocks_grid, blocks_along_axis, ndim)
     coords_list = []
     positions_list = []
     blocks_per_axis = []
     cdef Py_ssize_t n_files = 1
     for a in range(ndim):
         kind, start, step, count, reverse, vector = terms[a]
-        if kind == TERM_VECTOR:
+        if kind == VECTOR_TERM:
             coords = np.ascontiguousarray(vector, dtype=np.int64)
             positions = np.arange(coords.shape[0], dtype=np.int64)
             c_data = <int64_t*>cnp.PyArray_DATA(coords)
@@ -199,7 +200,7 @@ def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
             p_data = <int64_t*>cnp.PyArray_DATA(positions)
             for i in range(count):
                 c_data[i] = start + step * i
-                p_data[i] = count - 1 - i if reverse else (0 if kind == TERM_INT else i)
+                p_data[i] = count - 1 - i if reverse else (0 if kind == INTEGER_TERM else i)
         coords_list.append(coords)
         positions_list.append(positions)
         # blocks touched along this axis, increasing
@@ -209,8 +210,8 @@ def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
         i = 0
         while i < n:  # one division per block touched, not per coordinate
             block = sorted_coords[i] // block_size[a]
-            if block >= n_blocks[a] - 1:
-                touched.append(n_blocks[a] - 1)
+            if block >= blocks_along_axis[a] - 1:
+                touched.append(blocks_along_axis[a] - 1)
                 break
             touched.append(block)
             block_end = (block + 1) * block_size[a]
@@ -231,7 +232,7 @@ def axis_selections(list terms, tuple block_shape, tuple blocks_grid):
             i = remainder % sizes[a]
             remainder //= sizes[a]
             linear += (<int64_t>blocks_per_axis[a][i]) * stride
-            stride *= n_blocks[a]
+            stride *= blocks_along_axis[a]
         files_data[f] = linear
     return coords_list, positions_list, files
 
@@ -264,14 +265,14 @@ def chunk_tasks(list coords_list, list positions_list, tuple block_shape, tuple 
     cdef int64_t pool_first[65]
     cdef int64_t axis_length[32]
     cdef int64_t block_size[32]
-    cdef int64_t n_blocks[32]
+    cdef int64_t blocks_along_axis[32]
     cdef int64_t file_chunk[32]
     cdef const int64_t* axis_coords[32]
     cdef const int64_t* axis_positions[32]
     if ndim > 32:
         raise ValueError("at most 32 dimensions are supported")
     _read_shape(block_shape, block_size, ndim)
-    _read_shape(blocks_grid, n_blocks, ndim)
+    _read_shape(blocks_grid, blocks_along_axis, ndim)
     cdef const int64_t* file_index = _int64_data(files, "files")
     cdef Py_ssize_t n_files = len(files)
     if len(chunk_shapes) != n_files:
@@ -307,7 +308,7 @@ def chunk_tasks(list coords_list, list positions_list, tuple block_shape, tuple 
         for v in range(n_variants):
             a = variant_axis[v]
             group_first[v + 1] = group_first[v] + _count_groups(
-                axis_coords[a], axis_length[a], block_size[a], n_blocks[a], variant_chunk[v])
+                axis_coords[a], axis_length[a], block_size[a], blocks_along_axis[a], variant_chunk[v])
             pool_first[v + 1] = pool_first[v] + axis_length[a]
         n_groups = group_first[n_variants]
         pool_size = pool_first[n_variants]
@@ -320,7 +321,7 @@ def chunk_tasks(list coords_list, list positions_list, tuple block_shape, tuple 
         contiguous_array = _empty(n_groups, cnp.NPY_UINT8)
         _fill_plan(ndim, n_files, n_variants, file_index, variant_axis, variant_chunk,
                    group_first, pool_first, axis_coords, axis_positions, axis_length,
-                   block_size, n_blocks, ranges,
+                   block_size, blocks_along_axis, ranges,
                    <int64_t*>cnp.PyArray_DATA(in_coords_array),
                    <int64_t*>cnp.PyArray_DATA(out_coords_array),
                    <int64_t*>cnp.PyArray_DATA(group_block_array),
@@ -340,7 +341,7 @@ cdef void _fill_plan(Py_ssize_t ndim, Py_ssize_t n_files, Py_ssize_t n_variants,
                      const int64_t* variant_chunk, const int64_t* group_first,
                      const int64_t* pool_first, const int64_t** axis_coords,
                      const int64_t** axis_positions, const int64_t* axis_length,
-                     const int64_t* block_size, const int64_t* n_blocks, int64_t* ranges,
+                     const int64_t* block_size, const int64_t* blocks_along_axis, int64_t* ranges,
                      int64_t* in_coords, int64_t* out_coords, int64_t* group_block,
                      int64_t* group_chunk, int64_t* group_start, int64_t* group_count,
                      uint8_t* contiguous) noexcept nogil:
@@ -351,7 +352,7 @@ cdef void _fill_plan(Py_ssize_t ndim, Py_ssize_t n_files, Py_ssize_t n_variants,
     for v in range(n_variants):
         a = variant_axis[v]
         _fill_groups(axis_coords[a], axis_positions[a], axis_length[a], block_size[a],
-                     n_blocks[a], variant_chunk[v], pool_first[v],
+                     blocks_along_axis[a], variant_chunk[v], pool_first[v],
                      group_block + group_first[v], group_chunk + group_first[v],
                      group_start + group_first[v], group_count + group_first[v],
                      contiguous + group_first[v], in_coords + pool_first[v],
@@ -359,8 +360,8 @@ cdef void _fill_plan(Py_ssize_t ndim, Py_ssize_t n_files, Py_ssize_t n_variants,
     for f in range(n_files):
         remainder = file_index[f]
         for a in range(ndim - 1, -1, -1):
-            block = remainder % n_blocks[a]
-            remainder = remainder // n_blocks[a]
+            block = remainder % blocks_along_axis[a]
+            remainder = remainder // blocks_along_axis[a]
             v = ranges[(f * ndim + a) * 2]
             lo = _lower_bound(group_block, group_first[v], group_first[v + 1], block)
             hi = _lower_bound(group_block, lo, group_first[v + 1], block + 1)

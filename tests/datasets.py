@@ -37,14 +37,24 @@ def write_split_dataset(
     compression: str = "blosc",
     key: str | None = None,
     metadata_extra: dict | None = None,
+    padding: tuple[int, ...] | None = None,
 ) -> Path:
-    """``array`` split into blocks of ``block_shape`` (last ones truncated), files 0000.h5..."""
+    """``array`` split into blocks of ``block_shape`` (last ones truncated), files 0000.h5...
+
+    With ``padding``, each file also holds up to ``padding`` elements after its block (the
+    0.4.x overlap): ``ceil((size - padding) / block)`` blocks along an axis, the last one
+    holding everything to the end. (The rule is written out here, independently of the
+    package's ``blocks`` module, so that a mistake there cannot hide in both.)
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = key or f"stack_{array.ndim}D"
-    grid = [max(1, -(-s // b)) for s, b in zip(array.shape, block_shape)]
+    padding = tuple(padding) if padding is not None else (0,) * array.ndim
+    grid = [max(1, -(-(s - p) // b)) for s, b, p in zip(array.shape, block_shape, padding)]
     for linear, index in enumerate(product(*(range(n) for n in grid))):
-        region = tuple(slice(i * b, (i + 1) * b) for i, b in zip(index, block_shape))
+        region = tuple(
+            slice(i * b, i * b + b + p) for i, b, p in zip(index, block_shape, padding)
+        )
         block = np.ascontiguousarray(array[region])
         with h5py.File(folder / f"{linear:04d}.h5", "w") as handle:
             if compression == "contiguous" or block.size == 0:
@@ -61,7 +71,7 @@ def write_split_dataset(
         shape_block=list(block_shape),
         crop_start=[0] * array.ndim,
         crop_end=[0] * array.ndim,
-        padding=[0] * array.ndim,
+        padding=list(padding),
     )
     metadata.update(metadata_extra or {})
     (folder / "stack_metadata.json").write_text(json.dumps(metadata))

@@ -32,7 +32,7 @@ def expected(old: bool = False) -> np.ndarray:
 
 def main(mode: str, folder: Path) -> None:
     from split_dataset import EmptySplitDataset, save_to_split_dataset
-    from split_dataset.cli import main as command_line
+    from split_dataset.tools.cli import main as command_line
 
     data = expected()
     print("ready", flush=True)

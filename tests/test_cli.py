@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from format_fixtures import FIXTURES, fixture_manifest
 
-from split_dataset.cli import main
+from split_dataset.tools.cli import main
 
 
 @pytest.mark.parametrize("name", sorted(fixture_manifest()))
@@ -145,7 +145,7 @@ def test_convert_names_an_ambiguous_hdf5_file(tmp_path, movie, capsys):
 def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
     import numpy as np
 
-    from split_dataset.demo import synthetic_recording
+    from split_dataset.tools.demo import synthetic_recording
 
     np.save(tmp_path / "movie.npy", synthetic_recording((6, 2, 64, 64)))
     assert main(["tune", str(tmp_path / "movie.npy"), "--quick"]) == 0
@@ -159,7 +159,7 @@ def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
 
 def test_bench_on_a_small_dataset(tmp_path, capsys):
     from split_dataset import save_to_split_dataset
-    from split_dataset.demo import synthetic_recording
+    from split_dataset.tools.demo import synthetic_recording
 
     ds = save_to_split_dataset(synthetic_recording((12, 3, 64, 64)), tmp_path, block_size=(4, 3, 64, 64))
     assert main(["bench", str(ds.root), "--samples", "20"]) == 0

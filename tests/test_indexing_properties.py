@@ -45,7 +45,8 @@ ONE_BUG = settings(
 
 @st.composite
 def dataset_specs(draw):
-    """(shape, block_shape, chunk_shape or None, compression, dtype, max_open_files), small."""
+    """(shape, block_shape, chunk_shape or None, compression, dtype, max_open_files, padding),
+    small; padding (the 0.4.x overlap of a block's file with the next block) on some axes."""
     ndim = draw(st.integers(1, 5))
     shape = draw(st.lists(st.integers(1, 12), min_size=ndim, max_size=ndim))
     # Shrink the largest axes until the array is tiny (deterministic, so shrinking still works).
@@ -81,7 +82,11 @@ def dataset_specs(draw):
     dtype = draw(st.sampled_from(DTYPES))
     # Few open files at once make the reader plan and read the files in batches.
     max_open_files = draw(st.sampled_from([128, 2, 5]))
-    return tuple(shape), tuple(block), chunk, compression, dtype, max_open_files
+    padding = tuple(
+        draw(st.integers(1, 3)) if b < s and draw(st.integers(0, 2)) == 0 else 0
+        for s, b in zip(shape, block)
+    )
+    return tuple(shape), tuple(block), chunk, compression, dtype, max_open_files, padding
 
 
 def _make_array(shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -100,17 +105,17 @@ def make_dataset(tmp_path_factory):
     written: dict = {}
 
     def make(spec):
-        shape, block, chunk, compression, dtype, max_open_files = spec
-        key = spec[:5]
+        shape, block, chunk, compression, dtype, max_open_files, padding = spec
+        key = spec[:5] + (padding,)
         if key not in written:
             array = _make_array(shape, dtype)
             folder = root / f"ds{len(written):05d}"
-            write_split_dataset(folder, array, block, chunk, compression)
+            write_split_dataset(folder, array, block, chunk, compression, padding=padding)
             written[key] = (folder, array)
         folder, array = written[key]
         note(
             f"dataset: shape={shape} block={block} chunk={chunk} {compression} {dtype} "
-            f"max_open_files={max_open_files}"
+            f"max_open_files={max_open_files} padding={padding}"
         )
         return SplitDataset(folder, max_open_files=max_open_files), array
 

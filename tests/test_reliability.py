@@ -358,7 +358,7 @@ def test_bit_rot_inside_a_chunk_we_wrote_is_found_by_its_checksum(tmp_path, comp
     """4 KB overwritten inside a chunk: no reader of the format can tell (blosc carries no
     checksum, raw data none at all), but the CRC-32 our writer recorded can."""
     from split_dataset import save_to_split_dataset
-    from split_dataset.cli import main as command_line
+    from split_dataset.tools.cli import main as command_line
 
     rng = np.random.default_rng(2)
     array = rng.integers(0, 50, (6, 2, 128, 128)).astype(np.uint16)

@@ -28,7 +28,7 @@ from split_dataset import (
     SplitDatasetWriter,
     save_to_split_dataset,
 )
-from split_dataset.cli import main as command_line
+from split_dataset.tools.cli import main as command_line
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

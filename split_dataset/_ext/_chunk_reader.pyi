@@ -48,7 +48,10 @@ class ReadContext:
     background: bool
     decode_only: bool
     def __init__(
-        self, plan: Any, out: NDArray[Any], files: Sequence[_OpenFile],
+        self,
+        plan: Any,
+        out: NDArray[Any],
+        files: Sequence[_OpenFile],
         verify_checksums: bool = False,
     ) -> None: ...
     @property

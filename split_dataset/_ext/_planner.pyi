@@ -1,7 +1,14 @@
 """Compiled planner kernels (src_ext/_planner.pyx)."""
 
+from enum import IntEnum
+
 import numpy as np
 from numpy.typing import NDArray
+
+class TermKind(IntEnum):
+    INTEGER_TERM = 0
+    SLICE_TERM = 1
+    VECTOR_TERM = 2
 
 def axis_selections(
     terms: list[tuple[int, int, int, int, int, NDArray[np.int64] | None]],

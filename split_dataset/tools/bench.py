@@ -13,13 +13,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .dataset import SplitDataset
-from .reader import read_orthogonal
-from .selection import normalize
+from ..dataset import SplitDataset
+from ..reader import read_orthogonal
+from ..selection import normalize
 
 
 @dataclass
@@ -29,7 +30,9 @@ class Workload:
     selections: list[Any]
 
 
-def _distinct(rng: np.random.Generator, sizes: tuple[int, ...], count: int) -> list[tuple[int, ...]]:
+def _distinct(
+    rng: np.random.Generator, sizes: tuple[int, ...], count: int
+) -> list[tuple[int, ...]]:
     """``count`` index tuples over ``sizes``, without repeats while there are enough."""
     total = int(np.prod(sizes)) if sizes else 1
     flat = rng.permutation(total)[:count] if total >= count else rng.integers(total, size=count)
@@ -52,7 +55,8 @@ def workloads(ds: SplitDataset, samples: int, seed: int = 0) -> list[Workload]:
     rois = [
         (slice(None),) + z + (slice(y0, y0 + height), slice(x0, x0 + width))
         for z, (y0, x0) in zip(
-            _distinct(rng, inner, 2 * bulk), _distinct(rng, (y - height + 1, x - width + 1), 2 * bulk)
+            _distinct(rng, inner, 2 * bulk),
+            _distinct(rng, (y - height + 1, x - width + 1), 2 * bulk),
         )
     ]
     return [
@@ -60,10 +64,16 @@ def workloads(ds: SplitDataset, samples: int, seed: int = 0) -> list[Workload]:
         Workload("volume", "ds[t] (random)", _distinct(rng, (t_count,), 2 * bulk)),
         Workload("zcol", "ds[:, z]", [(slice(None),) + z for z in _distinct(rng, inner, 2 * bulk)]),
         Workload("roi", "ds[:, z, y0:y1, x0:x1]", rois),
-        Workload("stride", "ds[s::5]",
-                 [(slice(int(s), None, 5),) for s in rng.permutation(10)[: 2 * bulk] % 5]),
-        Workload("fancy", f"ds[{picked} unsorted t]",
-                 [(rng.permutation(t_count)[:picked].tolist(),) for _ in range(2 * bulk)]),
+        Workload(
+            "stride",
+            "ds[s::5]",
+            [(slice(int(s), None, 5),) for s in rng.permutation(10)[: 2 * bulk] % 5],
+        ),
+        Workload(
+            "fancy",
+            f"ds[{picked} unsorted t]",
+            [(rng.permutation(t_count)[:picked].tolist(),) for _ in range(2 * bulk)],
+        ),
     ]
 
 
@@ -102,14 +112,19 @@ class H5pyBaseline:
         """Only selections along whole blocks of the first axis, as the workloads make them."""
         ds, block = self.ds, self.ds.shape_block[0]
         index = key[0]
-        times = range(*index.indices(ds.shape[0])) if isinstance(index, slice) else (
-            index if isinstance(index, list) else [index])
+        times = (
+            range(*index.indices(ds.shape[0]))
+            if isinstance(index, slice)
+            else (index if isinstance(index, list) else [index])
+        )
         rest = key[1:]
         per_file = int(np.prod(ds.blocks_grid[1:]))
         parts = []
         for t in times:
             if per_file != 1:
-                raise NotImplementedError("the h5py baseline handles datasets split along time only")
+                raise NotImplementedError(
+                    "the h5py baseline handles datasets split along time only"
+                )
             parts.append(self.datasets[t // block][(t % block,) + rest])
         out = np.stack(parts)
         return out if isinstance(index, (slice, list)) else out[0]
@@ -141,11 +156,12 @@ def run_bench(path: str, samples: int = 300, cold: bool = True) -> list[str]:
         f"{ds}",
         f"{cores} cores; load average {os.getloadavg()[0]:.2f}; medians (plane: p50/p99 over "
         f"{samples} distinct planes); ratios measured in this run",
-        f"{'workload':<10}{'cache':<6}{'h5py ms':>9}" + "".join(
-            f"{f'ours t={n} ms':>13}" for n in thread_counts) + f"{'GB/s':>7}{'vs h5py':>9}"
+        f"{'workload':<10}{'cache':<6}{'h5py ms':>9}"
+        + "".join(f"{f'ours t={n} ms':>13}" for n in thread_counts)
+        + f"{'GB/s':>7}{'vs h5py':>9}"
         f"{'% ceiling':>10}",
     ]
-    best_threads: dict[int, int] = {n: 0 for n in thread_counts}
+    best_threads: dict[int, int] = dict.fromkeys(thread_counts, 0)
     caches = ["hot", "cold"] if cold else ["hot"]
     try:
         for workload in workloads(ds, samples):
@@ -159,7 +175,7 @@ def run_bench(path: str, samples: int = 300, cold: bool = True) -> list[str]:
                     selections = workload.selections[half:][: max(20, half // 5)]
                 ours = {}
                 for n in thread_counts:
-                    times, nbytes = _timed(lambda k, n=n: ds.read(k, threads=n), selections, before)
+                    times, nbytes = _timed(partial(ds.read, threads=n), selections, before)
                     ours[n] = (times, nbytes)
                 fastest = min(thread_counts, key=lambda n: np.median(ours[n][0]))
                 best_threads[fastest] += 1
@@ -172,19 +188,26 @@ def run_bench(path: str, samples: int = 300, cold: bool = True) -> list[str]:
                     before()
                     ceiling.append(min(ceiling_seconds(ds, key, n) for n in thread_counts))
                 percent = 100 * float(np.median(ceiling)) / float(np.median(times))
-                stat = (lambda t: f"{1e3 * np.median(t):.3g}/{1e3 * np.percentile(t, 99):.3g}") if (
-                    workload.name == "plane") else (lambda t: f"{1e3 * np.median(t):.3g}")
+                stat = (
+                    (lambda t: f"{1e3 * np.median(t):.3g}/{1e3 * np.percentile(t, 99):.3g}")
+                    if (workload.name == "plane")
+                    else (lambda t: f"{1e3 * np.median(t):.3g}")
+                )
                 lines.append(
                     f"{workload.name:<10}{cache:<6}{stat(h5) if h5 is not None else '-':>9}"
                     + "".join(f"{stat(ours[n][0]):>13}" for n in thread_counts)
                     + f"{nbytes / len(selections) / np.median(times) / 1e9:>7.2f}"
-                    + (f"{np.median(h5) / np.median(times):>8.2f}x" if h5 is not None else f"{'-':>9}")
+                    + (
+                        f"{np.median(h5) / np.median(times):>8.2f}x"
+                        if h5 is not None
+                        else f"{'-':>9}"
+                    )
                     + f"{percent:>9.0f}%"
                 )
     finally:
         if baseline is not None:
             baseline.close()
         ds.close()
-    served = max(best_threads, key=best_threads.get)
+    served = max(best_threads, key=lambda n: best_threads[n])
     lines.append(f"threads that served best most often: {served}")
     return lines

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SplitDatasetError
+from ..errors import SplitDatasetError
 
 
 def open_source(spec: str, stack: ExitStack) -> Any:
@@ -25,7 +25,7 @@ def open_source(spec: str, stack: ExitStack) -> Any:
     if path.is_dir():
         if (path / "zarr.json").is_file() or (path / ".zarray").is_file():
             return _zarr(path)
-        from .dataset import SplitDataset
+        from ..dataset import SplitDataset
 
         return SplitDataset(path)
     suffix = path.suffix.lower()

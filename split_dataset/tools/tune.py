@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .block_file import default_chunk_shape
+from ..block_file import default_chunk_shape
 
 
 @dataclass
@@ -45,7 +45,12 @@ class Measurement:
 
 
 def settings_grid(n_frames: int, quick: bool = False) -> list[Setting]:
-    codecs: list[tuple[Any, int | None]] = [("blosc", 9), ("blosc:lz4", 5), ("blosc:zstd", 3), (None, None)]
+    codecs: list[tuple[Any, int | None]] = [
+        ("blosc", 9),
+        ("blosc:lz4", 5),
+        ("blosc:zstd", 3),
+        (None, None),
+    ]
     chunks = ["band"] if quick else ["band", "plane"]
     per_file = sorted({1, min(10, n_frames)})
     return [Setting(c, lvl, ch, f) for c, lvl in codecs for ch in chunks for f in per_file]
@@ -68,14 +73,18 @@ def _median_ms(function, keys: list) -> float:
 
 
 def measure(sample: np.ndarray, setting: Setting, folder: Path, repeats: int = 15) -> Measurement:
-    from .dataset import SplitDataset
-    from .writer import save_to_split_dataset
+    from ..dataset import SplitDataset
+    from ..writer import save_to_split_dataset
 
     frame_shape = sample.shape[1:]
     started = time.perf_counter()
     written = save_to_split_dataset(
-        sample, folder, block_size=(setting.frames_per_file,) + frame_shape, prefix="tuned",
-        compression=setting.compression, compression_level=setting.level,
+        sample,
+        folder,
+        block_size=(setting.frames_per_file,) + frame_shape,
+        prefix="tuned",
+        compression=setting.compression,
+        compression_level=setting.level,
         chunk_shape=_chunk_shape(setting, frame_shape, sample.itemsize),
     )
     write_seconds = time.perf_counter() - started
@@ -84,10 +93,14 @@ def measure(sample: np.ndarray, setting: Setting, folder: Path, repeats: int = 1
     ds[...]  # page cache hot, files indexed
     rng = np.random.default_rng(0)
     t_count = sample.shape[0]
-    planes = [(int(rng.integers(t_count)),) + tuple(int(rng.integers(s)) for s in frame_shape[:-2])
-              for _ in range(repeats)]
+    planes = [
+        (int(rng.integers(t_count)),) + tuple(int(rng.integers(s)) for s in frame_shape[:-2])
+        for _ in range(repeats)
+    ]
     volumes = [(int(rng.integers(t_count)),) for _ in range(repeats)]
-    pixels = [(slice(None),) + tuple(int(rng.integers(s)) for s in frame_shape) for _ in range(repeats)]
+    pixels = [
+        (slice(None),) + tuple(int(rng.integers(s)) for s in frame_shape) for _ in range(repeats)
+    ]
     result = Measurement(
         setting,
         write_mb_s=sample.nbytes / 1e6 / write_seconds,
@@ -104,6 +117,7 @@ def measure(sample: np.ndarray, setting: Setting, folder: Path, repeats: int = 1
 def recommend(results: list[Measurement]) -> dict[str, Measurement]:
     """Best sum of ranks: playback on plane latency, bulk on volume and pixel-over-time
     latency, both on all three; the compression ratio weighs as much as the speeds together."""
+
     def rank(values: list[float]) -> list[int]:
         order = np.argsort(values, kind="stable")
         ranks = np.empty(len(values), dtype=int)
@@ -131,8 +145,10 @@ def run_tune(source: Any, sample_frames: int | None = None, quick: bool = False)
     sample = np.ascontiguousarray(source[: min(sample_frames, source.shape[0])])
     grid, seen = [], set()
     for setting in settings_grid(sample.shape[0], quick):  # drop settings that store the same
-        chunks = None if setting.compression is None else _chunk_shape(
-            setting, sample.shape[1:], sample.itemsize
+        chunks = (
+            None
+            if setting.compression is None
+            else _chunk_shape(setting, sample.shape[1:], sample.itemsize)
         )
         key = (setting.compression, setting.level, chunks, setting.frames_per_file)
         if key not in seen:
@@ -141,7 +157,8 @@ def run_tune(source: Any, sample_frames: int | None = None, quick: bool = False)
     lines = [
         f"sample: {sample.shape} {sample.dtype} ({sample.nbytes / 1e6:.0f} MB), "
         f"{len(grid)} settings; reads hot, median of 15 rotated selections",
-        f"{'setting':<42} {'write MB/s':>10} {'ratio':>6} {'plane ms':>9} {'volume ms':>10} {'pixel ms':>9}",
+        f"{'setting':<42} {'write MB/s':>10} {'ratio':>6} {'plane ms':>9} {'volume ms':>10} "
+        f"{'pixel ms':>9}",
     ]
     results = []
     folder = Path(tempfile.mkdtemp(prefix="split_dataset_tune_"))

@@ -1,90 +1,27 @@
-"""The ``split-dataset`` command line: info, verify, bench, convert, tune and demo."""
+"""The ``split-dataset`` command line: info, verify, bench, convert, tune and demo.
+
+A user of the library: everything it does goes through the public API (and the inspection
+functions ``describe`` and ``verify``); nothing in the library imports the tools.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SplitDatasetError
-
-
-def describe(path: Path, prefix: str | None = None) -> list[str]:
-    """Everything a user wants to know about a dataset on disk, as lines of text."""
-    from .dataset import SplitDataset
-    from .file_layout import Codec
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds = SplitDataset(path, prefix=prefix)
-    grid = tuple(ds.blocks_grid)
-    names = ds.file_names
-    lines = [
-        f"path:        {ds.root}",
-        f"shape:       {ds.shape}  ({ds.axis_order or 'axis order unknown'})",
-        f"dtype:       {ds.dtype if ds.has_stack else 'none (no stack dataset)'}",
-        f"size:        {ds.nbytes / 1e9 if ds.has_stack else 0:.3f} GB",
-        f"block shape: {tuple(ds.shape_block)}  grid {grid}  padding {tuple(ds.padding)}",
-        f"files:       {len(names)}  ({names[0]} ... {names[-1]})",
-        f"metadata:    {'legacy, inside ' + names[-1] if ds.legacy else 'stack_metadata.json'}",
-        f"resolution:  {ds.resolution}",
-        f"frequency:   {ds.frequency if ds.frequency is not None else 'unknown'}",
-    ]
-    if ds.metadata.extra:
-        lines.append(f"other keys:  {ds.metadata.extra}")
-    if ds.has_stack:
-        for label, index in (("first", 0), ("last", len(names) - 1)):
-            layout = ds.layout(index)
-            path_kind = "h5py fallback" if layout.codec == Codec.H5PY else "compiled fast path"
-            chunking = "contiguous" if layout.contiguous else f"chunks {layout.chunk_shape}"
-            lines.append(
-                f"{label + ' file:':<13}{layout.path.name} '{layout.key}' {layout.shape}, {chunking}, "
-                f"{layout.describe_filters()} -> {path_kind}"
-            )
-    for warning in caught:
-        lines.append(f"note:        {warning.message}")
-    if ds.planned_shape != ds.shape:
-        lines.append(f"note:        planned shape {ds.planned_shape}, files hold {ds.shape}")
-    others = sorted(p.name for p in ds.root.glob("*.h5") if p.name not in set(names))
-    if others:
-        lines.append(
-            f"note:        other .h5 files in the folder (not blocks): {', '.join(others)}"
-        )
-    return lines
+from .. import __version__
+from ..errors import SplitDatasetError
+from ..inspection import describe, verify
 
 
 def _info(args: argparse.Namespace) -> int:
     for line in describe(Path(args.path), args.prefix):
         print(line)
     return 0
-
-
-def verify(path: Path, prefix: str | None = None, progress: bool = True) -> list[str]:
-    """Decode every chunk of every block file, checking the CRC-32 our writers record of each
-    chunk (files from other tools have none: blosc chunks carry no checksum of their own, so
-    there only decoding errors are found); return one line per file that fails."""
-    from tqdm import tqdm
-
-    from .dataset import SplitDataset
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = SplitDataset(path, prefix=prefix, verify_checksums=True)
-    failures = []
-    blocks = list(ds.slices())
-    for linear, (_, slices) in enumerate(
-        tqdm(blocks, desc="verifying", unit="file", disable=not progress)
-    ):
-        owned = tuple(slice(s.start, min(s.stop, n)) for s, n in zip(slices, ds.shape))
-        try:
-            ds.read(owned, threads=None)
-        except SplitDatasetError as error:
-            failures.append(f"{ds.file_names[linear]}: {error}")
-    return failures
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -108,12 +45,14 @@ def _convert(args: argparse.Namespace) -> int:
     import time
     from contextlib import ExitStack
 
-    from .destination import check_not_source
+    from ..destination import check_not_source
+    from ..writer import save_to_split_dataset
     from .sources import open_source
-    from .writer import save_to_split_dataset
 
     destination = Path(args.destination)
-    source_path = Path(args.source.rsplit(":", 1)[0] if not Path(args.source).exists() else args.source)
+    source_path = Path(
+        args.source.rsplit(":", 1)[0] if not Path(args.source).exists() else args.source
+    )
     check_not_source(destination, [source_path])
     with ExitStack() as stack:
         source = open_source(args.source, stack)
@@ -148,7 +87,8 @@ def _convert(args: argparse.Namespace) -> int:
     stored = sum(p.stat().st_size for p in written.root.glob("*.h5"))
     raw = written.nbytes
     print(
-        f"wrote {written.root}: shape {written.shape} {written.dtype}, blocks {tuple(written.shape_block)}, "
+        f"wrote {written.root}: shape {written.shape} {written.dtype}, "
+        f"blocks {tuple(written.shape_block)}, "
         f"{len(written.file_names)} files, compression ratio {raw / max(stored, 1):.2f}, "
         f"{raw / 1e6 / max(elapsed, 1e-9):.0f} MB/s"
     )
@@ -194,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="split-dataset", description="Inspect, read and write split datasets."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="describe a split dataset on disk")
     info.add_argument("path", help="folder holding the block files")
@@ -258,8 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "tune", help="measure writer settings on a sample of a recording and recommend some"
     )
     tune.add_argument("source", help="anything convert reads")
-    tune.add_argument("--sample-frames", type=int, default=None,
-                      help="frames of the sample (default: about 100 MB, at most 20)")
+    tune.add_argument(
+        "--sample-frames",
+        type=int,
+        default=None,
+        help="frames of the sample (default: about 100 MB, at most 20)",
+    )
     tune.add_argument("--quick", action="store_true", help="fewer settings")
     tune.set_defaults(run=_tune)
     demo = commands.add_parser(
