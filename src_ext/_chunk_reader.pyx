@@ -226,6 +226,7 @@ cpdef enum ReadError:
     CHUNK_NOT_INDEXED = 10
     CHUNK_OUTSIDE_FILE = 11
     CHECKSUM_MISMATCH = 12
+    CHUNK_MISSING = 13
 
 
 ERROR_MESSAGES = {
@@ -240,7 +241,14 @@ ERROR_MESSAGES = {
     ReadError.OUT_OF_MEMORY: "out of memory",
     ReadError.CHUNK_NOT_INDEXED: "internal error: the chunk was not looked up in the file's index",
     ReadError.CHUNK_OUTSIDE_FILE: "the chunk index points outside the file (corrupt index?)",
-    ReadError.CHECKSUM_MISMATCH: "checksum mismatch: the stored bytes changed since they were written",
+    ReadError.CHECKSUM_MISMATCH: (
+        "checksum mismatch: the chunk's bytes, or the checksum recorded for them, changed "
+        "since they were written"
+    ),
+    ReadError.CHUNK_MISSING: (
+        "the chunk index says this chunk was never written, but our writer recorded its "
+        "checksum (corrupt index?)"
+    ),
 }
 
 cdef enum:
@@ -746,6 +754,9 @@ cdef class ReadContext:
                 self.error_detail = size
                 return WRONG_STORED_SIZE
         target = NULL if self.decode_only else self._direct_target(task, info)
+        if offset == OFFSET_UNWRITTEN and info.chunk_crc != NULL and info.chunk_crc[linear] >= 0:
+            self.error_detail = linear  # our writers write every chunk: the index lost it
+            return CHUNK_MISSING
         if offset == OFFSET_UNWRITTEN:  # HDF5's fill value, zero here (others use h5py)
             if target != NULL:
                 memset(target, 0, info.chunk_nbytes)

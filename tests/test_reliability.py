@@ -376,3 +376,17 @@ def test_bit_rot_inside_a_chunk_we_wrote_is_found_by_its_checksum(tmp_path, comp
     with pytest.raises(ChunkReadError, match="0001.h5.*checksum mismatch"):
         SplitDataset(ds.root, verify_checksums=True)[...]
     np.testing.assert_array_equal(SplitDataset(ds.root, verify_checksums=True)[::4], array[::4])
+
+
+def test_a_chunk_we_wrote_that_the_index_lost_is_an_error_not_zeros(tmp_path):
+    """A damaged chunk index can lose a chunk (h5py reads the fill value, zeros); our writer
+    recorded that chunk's checksum, so it was written: refused, with or without
+    verify_checksums."""
+    from split_dataset import save_to_split_dataset
+
+    array = np.arange(4 * 64 * 64, dtype=np.uint16).reshape(4, 64, 64) + 1
+    ds = save_to_split_dataset(array, tmp_path, block_size=(2, 64, 64), prefix="ds")
+    ds.layout(0).chunk_offset[0] = -1  # as a corrupt B-tree lookup reports it
+    with pytest.raises(ChunkReadError, match="0000.h5.*never written.*checksum"):
+        ds[0]
+    np.testing.assert_array_equal(ds[2:], array[2:])

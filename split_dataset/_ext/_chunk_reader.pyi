@@ -28,6 +28,7 @@ class ReadError(IntEnum):
     CHUNK_NOT_INDEXED = 10
     CHUNK_OUTSIDE_FILE = 11
     CHECKSUM_MISMATCH = 12
+    CHUNK_MISSING = 13
 
 ERROR_MESSAGES: dict[int, str]
 
