@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import data
-import workloads as wl
+
+from split_dataset.tools import workloads as wl
 
 HERE = Path(__file__).resolve().parent
 SIZE = data.bench_size()

@@ -24,9 +24,11 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(1, str(HERE.parent))
 
 import data  # noqa: E402
-import harness  # noqa: E402
-import workloads as wl  # noqa: E402
 from bench_config import SIZE, WORKLOADS  # noqa: E402
+
+from split_dataset.tools import measure  # noqa: E402
+from split_dataset.tools import workloads as wl  # noqa: E402
+from split_dataset.tools.readers import H5pyReader, PackageReader  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -48,13 +50,13 @@ def readers(bench_data):
         if (kind, key) not in made:
             folder = paths[key]
             if kind == "h5py":
-                made[kind, key] = harness.H5pyReader(folder)
+                made[kind, key] = H5pyReader(folder)
             elif kind == "ours-t1":
-                made[kind, key] = harness.PackageReader(folder, 1)
+                made[kind, key] = PackageReader(folder, 1)
             elif kind == "ours-t2":
-                made[kind, key] = harness.PackageReader(folder, 2)
+                made[kind, key] = PackageReader(folder, 2)
             elif kind == "ours-t2-out":
-                made[kind, key] = harness.PackageReader(folder, 2, reuse_out=True)
+                made[kind, key] = PackageReader(folder, 2, reuse_out=True)
             else:
                 raise ValueError(kind)
         return made[kind, key]
@@ -72,11 +74,8 @@ def loaded_ceilings(bench_data, readers):
     def get(key, workload_name: str):
         if (key, workload_name) not in made:
             ds = readers("ours-t1", key).ds
-            w = WORKLOADS[workload_name]
-            chunks = harness.ChunkSet()  # as report.py: the union over the timed selections
-            for index in w.selections[:50]:
-                harness.touched_chunks(ds, index, chunks)
-            made[key, workload_name] = chunks
+            # as report.py: the union over the timed selections
+            made[key, workload_name] = measure.chunk_set(ds, WORKLOADS[workload_name])
         return made[key, workload_name]
 
     return get

@@ -34,8 +34,12 @@ if str(HERE.parent) not in sys.path:
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
-import harness  # noqa: E402
-import workloads as wl  # noqa: E402
+import machine  # noqa: E402
+
+from split_dataset import SplitDataset  # noqa: E402
+from split_dataset.tools import ceiling, measure  # noqa: E402
+from split_dataset.tools import workloads as wl  # noqa: E402
+from split_dataset.tools.readers import H5pyReader, PackageReader  # noqa: E402
 
 OURS = ("ours t=1", "ours t=2", "ours t=2 out=")
 THREADS = {"h5py": 1, "ours t=1": 1, "ours t=2": 2, "ours t=2 out=": 2, "0.4.x": 1,
@@ -44,10 +48,6 @@ THREADS = {"h5py": 1, "ours t=1": 1, "ours t=2": 2, "ours t=2 out=": 2, "0.4.x":
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def find_python(explicit: str | None, env: str, default: str) -> str | None:
@@ -93,44 +93,6 @@ def peak_memory(reader, index) -> int:
         tracemalloc.stop()
 
 
-def chunk_set(ds, workload: wl.Workload, latency_union: int = 50) -> harness.ChunkSet:
-    """The chunks the ceiling is measured on: the union over the timed selections (the first
-    50 samples of a latency run), since chunks decode at different speeds (dark planes faster)."""
-    if workload.kind == "open":
-        return harness.touched_chunks(ds, workload.selections[0])
-    cs = harness.ChunkSet()
-    for index in workload.selections[:latency_union]:
-        harness.touched_chunks(ds, index, cs)
-    return cs
-
-
-def evaluate(ds, workload: wl.Workload, shape, ceiling: dict, results: dict) -> None:
-    """Add GB/s, ideal time and % of ceiling to each reader's results."""
-    decoded = [harness.touched_chunks(ds, s).decoded for s in workload.selections]
-    returned = [wl.result_nbytes(s, shape) for s in workload.selections]
-    ceiling["decoded_per_selection"] = float(np.median(decoded))
-    ceiling["returned_per_selection"] = float(np.median(returned))
-    for name, r in results.items():
-        if not r.get("times"):
-            continue
-        n = THREADS.get(name, 1)
-        r["returned_gbps"] = float(np.median(returned)) / r["median"] / 1e9
-        r["cpu_per_wall"] = r["cpu"] / r["wall"] if r["wall"] else float("nan")
-        if workload.kind == "open":
-            continue
-        rate = harness.ceiling_rate(ceiling, n)
-        ideal = float(np.median([d / rate for d in decoded]))
-        r["ideal"] = ideal
-        r["pct_ceiling"] = 100.0 * ideal / r["median"]
-        measured = harness.measured_rate(ceiling, n)
-        r["pct_measured"] = 100.0 * float(np.median([d / measured for d in decoded])) / r["median"]
-        serial = harness.serial_rate(ceiling, n)
-        r["pct_serial"] = 100.0 * float(np.median([d / serial for d in decoded])) / r["median"]
-    for n in (1, 2):
-        rate = harness.ceiling_rate(ceiling, n)
-        ceiling[f"ideal_t{n}"] = float(np.median([d / rate for d in decoded]))
-
-
 def playback(folder: Path, array: np.ndarray, samples: int, pause: float = 0.005,
              ahead: int = 4) -> dict:
     """Foreground latency of ``ds[t, z]`` for t = 0..T-1 (a viewer playing planes), with a
@@ -140,10 +102,10 @@ def playback(folder: Path, array: np.ndarray, samples: int, pause: float = 0.005
     n_z = max(1, min(Z, -(-samples // T)))
     zs = [int(z) for z in np.random.default_rng(7).permutation(Z)[:n_z]]
     configs = {
-        "h5py": (harness.H5pyReader(folder), False),
-        "ours t=1": (harness.PackageReader(folder, 1), False),
-        "ours t=2": (harness.PackageReader(folder, 2), False),
-        f"ours t=2 + prefetch {ahead}": (harness.PackageReader(folder, 2), True),
+        "h5py": (H5pyReader(folder), False),
+        "ours t=1": (PackageReader(folder, 1), False),
+        "ours t=2": (PackageReader(folder, 2), False),
+        f"ours t=2 + prefetch {ahead}": (PackageReader(folder, 2), True),
     }
     out = dict(zs=zs, pause=pause, ahead=ahead, results={})
     for name, (reader, prefetch) in configs.items():
@@ -181,14 +143,14 @@ def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args,
     shape = array.shape
     files = data.block_files(folder)
     out = dict(variant=variant, tpf=tpf, folder=str(folder), cold=cold, workloads={},
-               load_start=loadavg())
+               load_start=wl.loadavg())
     if not cold:
         wl.warm_cache(files)
     readers = {
-        "h5py": harness.H5pyReader(folder),
-        "ours t=1": harness.PackageReader(folder, 1),
-        "ours t=2": harness.PackageReader(folder, 2),
-        "ours t=2 out=": harness.PackageReader(folder, 2, reuse_out=True),
+        "h5py": H5pyReader(folder),
+        "ours t=1": PackageReader(folder, 1),
+        "ours t=2": PackageReader(folder, 2),
+        "ours t=2 out=": PackageReader(folder, 2, reuse_out=True),
     }
     ds = readers["ours t=1"].ds
     names = [n for n in workloads if not cold or n in wl.COLD_WORKLOADS]
@@ -197,26 +159,17 @@ def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args,
         active = {k: r for k, r in readers.items()
                   if not (k == "ours t=2 out=" and (w.kind != "throughput" or cold))}
         t0 = time.perf_counter()
-        load = loadavg()
-        results = wl.run_workload(active, w, array, files, cold=cold)
-        cs = chunk_set(ds, w)
-        if cold:
-            ceiling = dict(n_chunks=len(cs), stored=cs.stored, decoded=cs.decoded)
-            hot = harness.measure_ceiling(cs, reps=args.reps)
-            ceiling.update({k: v for k, v in hot.items() if k.startswith("decode")})
-            ceiling.update(harness.measure_cold_pread(cs, reps=3))
-            ceiling["cold"] = True
-        else:
-            ceiling = harness.measure_ceiling(cs, reps=args.reps)
+        entry = measure.measure_workload(active, w, ds, reference=array, files=files, cold=cold,
+                                         reps=args.reps)
+        results = entry["results"]
         if name == "full" and not cold:
             for k, r in active.items():
                 results[k]["peak_bytes"] = peak_memory(r, w.selections[0])
-        out["workloads"][name] = dict(label=w.label, kind=w.kind, load=load, results=results,
-                                      ceiling=ceiling, example=wl.describe(w.selections[0]))
+        out["workloads"][name] = entry
         summary = ", ".join(f"{k} {r.get('median', float('nan')) * 1e3:.2f} ms"
                             for k, r in results.items() if r.get("times"))
         log(f"{variant} tpf={tpf}{' COLD' if cold else ''} {name}: {summary} "
-            f"({time.perf_counter() - t0:.1f} s, load {load})")
+            f"({time.perf_counter() - t0:.1f} s, load {entry['load']})")
     for r in readers.values():
         r.close()
     del readers, ds
@@ -246,7 +199,7 @@ def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args,
     if ts_python and variant == "lz4" and tpf == 1:
         try:
             t0 = time.perf_counter()
-            chunks = harness.SplitDataset(folder).layout(0).chunk_shape
+            chunks = SplitDataset(folder).layout(0).chunk_shape
             zarr = data.cache_dir(shape) / "lz4_zarr3"
             got = run_tensorstore(ts_python, zarr, array_file, chunks, workload_file, cold)
             out["tensorstore_stored"] = got["stored"]
@@ -258,11 +211,11 @@ def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args,
             out["tensorstore_error"] = str(error)
             log(f"tensorstore failed: {error}")
     # ratios and % of ceiling for the subprocess readers too
-    ds = harness.SplitDataset(folder)
+    ds = SplitDataset(folder)
     for name in names:
         entry = out["workloads"][name]
-        evaluate(ds, workloads[name], shape, entry["ceiling"], entry["results"])
-    out["load_end"] = loadavg()
+        measure.evaluate(ds, workloads[name], entry["ceiling"], entry["results"], THREADS)
+    out["load_end"] = wl.loadavg()
     return out
 
 
@@ -581,7 +534,7 @@ def main(argv=None) -> None:
     tpfs = tuple(int(t) for t in args.tpf.split(","))
     report = dict(size=size, shape=list(shape), seed=data.SEED, reps=args.reps,
                   latency_samples=args.latency_samples, noise_t=data.noise_time_point(shape),
-                  machine=harness.machine_info(), load_start=loadavg(), hot=[], cold=[])
+                  machine=machine.machine_info(), load_start=wl.loadavg(), hot=[], cold=[])
     log(f"size {size} {shape}, variants {variants}, tpf {tpfs}, load {report['load_start']}")
     array, paths = data.prepare(size, variants, tpfs)
     report["nbytes"] = array.nbytes
@@ -589,7 +542,7 @@ def main(argv=None) -> None:
     for (variant, tpf), folder in paths.items():
         c = data.compression_summary(shape, folder)
         c.update(variant=variant, tpf=tpf,
-                 chunks=harness.SplitDataset(folder).layout(0).chunk_shape)
+                 chunks=SplitDataset(folder).layout(0).chunk_shape)
         report["compression"].append(c)
         log(f"{variant} tpf={tpf}: ratio {c['ratio']:.2f}x (image-like {c['image_ratio']:.2f}x)")
 
@@ -597,8 +550,8 @@ def main(argv=None) -> None:
     if args.workloads:
         keep = args.workloads.split(",")
         workloads = {k: v for k, v in workloads.items() if k in keep}
-    report["memcpy"] = harness.memcpy_rate()
-    report["alloc"] = harness.alloc_rate(min(array.nbytes, 1 << 30))
+    report["memcpy"] = ceiling.memcpy_rate()
+    report["alloc"] = ceiling.alloc_rate(min(array.nbytes, 1 << 30))
     log(f"memcpy {report['memcpy']['gbps']:.2f} GB/s, alloc {report['alloc']['gbps']:.2f} GB/s")
 
     v04 = find_python(args.v04_python, "SPLIT_DATASET_BENCH_V04_PYTHON", "/tmp/venv04/bin/python")
@@ -633,7 +586,7 @@ def main(argv=None) -> None:
                 report["cold"].append(measure_variant(key, folder, array, workloads, args, v04,
                                                       ts_python, Path(tmp), cold=True))
                 wl.warm_cache(data.block_files(folder))
-    report["load_end"] = loadavg()
+    report["load_end"] = wl.loadavg()
     report["duration"] = time.perf_counter() - started
     text = render(report)
     if args.json:

@@ -21,14 +21,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TOOLS = HERE.parent / "split_dataset" / "tools"
 # never import this repository's split_dataset: drop the repo root from the path
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != HERE.parent]
-sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
 import split_dataset  # noqa: E402
+
+# the shared workloads, by file path (NumPy only): the package they live in is not this one
+sys.path.insert(0, str(TOOLS))
 from workloads import Workload, run_workload  # noqa: E402
+
+sys.path.remove(str(TOOLS))
 
 
 class Reader04:

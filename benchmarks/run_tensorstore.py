@@ -18,13 +18,16 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+TOOLS = Path(__file__).resolve().parents[1] / "split_dataset" / "tools"
 
 import numpy as np  # noqa: E402
 import tensorstore as ts  # noqa: E402
 
+# the shared workloads, by file path (NumPy only): this virtualenv has no split_dataset
+sys.path.insert(0, str(TOOLS))
 from workloads import Workload, run_workload  # noqa: E402
+
+sys.path.remove(str(TOOLS))
 
 
 def spec(path: str, shape=None, chunks=None) -> dict:

@@ -17,9 +17,11 @@ import time
 import numpy as np
 import pytest
 
-import harness
-import workloads as wl
 from bench_config import HERE, SHAPE, VARIANT_IDS, VARIANT_KEYS, WORKLOADS
+
+from split_dataset import SplitDataset
+from split_dataset.tools import ceiling
+from split_dataset.tools import workloads as wl
 
 READERS = ["h5py", "ours-t1", "ours-t2", "ours-t2-out"]
 THREADS = {"h5py": 1, "ours-t1": 1, "ours-t2": 2, "ours-t2-out": 2}
@@ -35,7 +37,7 @@ READ_CASES = [
 
 
 def _info(benchmark, **extra) -> None:
-    benchmark.extra_info.update(loadavg=os.getloadavg(), cache="hot", cores=harness.N_CORES,
+    benchmark.extra_info.update(loadavg=os.getloadavg(), cache="hot", cores=ceiling.N_CORES,
                                 **extra)
 
 
@@ -65,7 +67,7 @@ def test_read(benchmark, bench_data, readers, key, reader, workload):
     benchmark.extra_info["cpu_per_wall"] = (time.process_time() - cpu0) / (time.perf_counter() - t0)
 
 
-CEILINGS = ["decode-1", f"decode-{harness.N_CORES}", "pread-1", f"pread-{harness.N_CORES}"]
+CEILINGS = ["decode-1", f"decode-{ceiling.N_CORES}", "pread-1", f"pread-{ceiling.N_CORES}"]
 # uncompressed data has nothing to decode: its ceiling is pread alone
 CEILING_CASES = [
     pytest.param(key, what, name, id=f"{vid}-{what}-{name}")
@@ -88,12 +90,12 @@ def test_ceiling(benchmark, loaded_ceilings, key, what, workload):
     _info(benchmark, threads=threads, chunks=len(chunks), stored_bytes=chunks.stored,
           decoded_bytes=chunks.decoded)
     if kind == "decode":
-        loaded = harness.LoadedChunks(chunks)
+        loaded = ceiling.LoadedChunks(chunks)
         loaded.check_decode()
         benchmark.pedantic(loaded.decode, args=(threads,), rounds=7, iterations=1,
                            warmup_rounds=1)
     else:
-        ranges = harness.PreadRanges(chunks)
+        ranges = ceiling.PreadRanges(chunks)
         try:
             benchmark.pedantic(ranges.read, args=(threads,), rounds=7, iterations=1,
                                warmup_rounds=1)
@@ -120,8 +122,7 @@ TS_PYTHON = _venv_python("SPLIT_DATASET_BENCH_TS_PYTHON", "/tmp/venvts/bin/pytho
 
 
 def _two_each() -> list:
-    return [wl.Workload(w.name, w.label, w.kind, w.check, w.selections[:2])
-            for w in WORKLOADS.values()]
+    return [w.first(2) for w in WORKLOADS.values()]
 
 
 def _runner_env() -> dict:
@@ -159,7 +160,7 @@ if TS_PYTHON:
 
         _, paths = bench_data
         key = ("lz4", 1)
-        chunks = harness.SplitDataset(paths[key]).layout(0).chunk_shape
+        chunks = SplitDataset(paths[key]).layout(0).chunk_shape
         spec = tmp_path / "workloads.json"
         spec.write_text(json.dumps([w.to_json() for w in _two_each()]))
         proc = subprocess.run(

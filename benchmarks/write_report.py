@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -29,10 +28,11 @@ if str(HERE.parent) not in sys.path:  # run from a checkout without installing
     sys.path.insert(1, str(HERE.parent))
 
 import data  # noqa: E402
-import harness  # noqa: E402
+import machine  # noqa: E402
 import writers  # noqa: E402
 
 from split_dataset import SplitDataset, SplitDatasetWriter  # noqa: E402
+from split_dataset.tools.workloads import loadavg  # noqa: E402
 
 WRITERS = ("pytables", "pytables-fsync", "whole-t1", "whole-t2", "stream-t1", "stream-t2",
            "whole-t2-nosync", "stream-t2-nosync")
@@ -40,10 +40,6 @@ WRITERS = ("pytables", "pytables-fsync", "whole-t1", "whole-t2", "stream-t1", "s
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def measure_ceilings(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
@@ -262,7 +258,7 @@ def main(argv=None) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="write_bench_", dir=data.cache_root()))
     try:
         report = dict(size=size, shape=list(shape), raw_bytes=array.nbytes, reps=args.reps,
-                      info=harness.machine_info(), load_start=load_start,
+                      info=machine.machine_info(), load_start=load_start,
                       scratch_fs=_filesystem(scratch))
         report["ceilings"] = measure_ceilings(array, codecs, tpfs, args.reps, scratch)
         report["writes"] = measure_writes(array, codecs, tpfs, args.reps, scratch)

@@ -145,7 +145,7 @@ def test_convert_names_an_ambiguous_hdf5_file(tmp_path, movie, capsys):
 def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
     import numpy as np
 
-    from split_dataset.tools.demo import synthetic_recording
+    from split_dataset.tools.synthetic import synthetic_recording
 
     np.save(tmp_path / "movie.npy", synthetic_recording((6, 2, 64, 64)))
     assert main(["tune", str(tmp_path / "movie.npy"), "--quick"]) == 0
@@ -157,15 +157,54 @@ def test_tune_measures_the_grid_and_recommends(tmp_path, capsys):
         assert f"recommended for {use}:" in out
 
 
-def test_bench_on_a_small_dataset(tmp_path, capsys):
-    from split_dataset import save_to_split_dataset
-    from split_dataset.tools.demo import synthetic_recording
+# shape, block shape: 2-D to 5-D, fewer time points than a stride of 5, and a grid split along
+# several axes (no h5py baseline then)
+BENCH_DATASETS = {
+    "2d": ((40, 37), (8, 37)),
+    "3d": ((9, 24, 20), (3, 24, 20)),
+    "4d-3-time-points": ((3, 2, 32, 32), (1, 2, 32, 32)),
+    "5d": ((4, 2, 3, 20, 18), (1, 2, 3, 20, 18)),
+    "4d-grid": ((6, 4, 32, 32), (2, 2, 32, 16)),
+}
 
-    ds = save_to_split_dataset(synthetic_recording((12, 3, 64, 64)), tmp_path, block_size=(4, 3, 64, 64))
-    assert main(["bench", str(ds.root), "--samples", "20"]) == 0
+
+def _bench_rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """The table's rows by (workload, cache): the lines after its header, to the blank line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("workload cache"))
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        fields = line.split()
+        rows[fields[0], fields[1]] = fields
+    return rows
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["hot-only", "hot-and-cold"])
+@pytest.mark.parametrize("name", list(BENCH_DATASETS))
+def test_bench_runs_every_workload_that_fits_the_shape(tmp_path, capsys, name, cold):
+    from split_dataset import save_to_split_dataset
+    from split_dataset.tools.synthetic import synthetic_recording
+    from split_dataset.tools.workloads import COLD_WORKLOADS, make_workloads
+
+    shape, block = BENCH_DATASETS[name]
+    ds = save_to_split_dataset(synthetic_recording(shape), tmp_path, block_size=block)
+    arguments = ["bench", str(ds.root), "--samples", "12", "--reps", "2"]
+    assert main(arguments + ([] if cold else ["--hot-only"])) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0] + " " + line.split()[1]: line for line in out.splitlines()[3:-1]}
-    assert set(rows) == {f"{w} {c}" for w in ("plane", "volume", "zcol", "roi", "stride", "fancy")
-                         for c in ("hot", "cold")}
-    assert all(row.rstrip().endswith("%") and "x" in row for row in rows.values())
-    assert "threads that served best" in out
+    rows = _bench_rows(out)
+    names = list(make_workloads(shape))  # the benchmarks' workloads for this shape
+    expected = {(w, "hot") for w in names}
+    if cold:
+        expected |= {(w, "cold") for w in names if w in COLD_WORKLOADS}
+    assert set(rows) == expected
+    baseline = name != "4d-grid"
+    assert ("h5py baseline: not available" in out) != baseline
+    for (workload, _), fields in rows.items():
+        assert fields[-2] == ("yes" if baseline else "-"), fields  # ours equal h5py
+        if workload != "open":
+            assert fields[-4].endswith("%"), fields  # % of the ceiling
+    ceiling = out[out.index("ceiling, measured in this run") :].splitlines()[2:]
+    assert {tuple(line.split()[:2]) for line in ceiling if line.strip()} >= expected
+    assert "flagged:" in out and "load average" in out.splitlines()[-1]

@@ -1,213 +1,313 @@
-"""``split-dataset bench PATH``: the playback and bulk workloads on a user's own dataset.
+"""``split-dataset bench PATH``: the benchmarks' read workloads, on a user's own dataset.
 
-Every figure is measured in the same run as what it is compared with: plain h5py (files kept
-open, ``dset[sel]`` per file, a NumPy copy into the output) and the machine's ceiling for the
-very chunks each workload reads (read and decode them with the same decoder on 1 and on all
-threads, copying nothing). Selections rotate so that no cache (ours, HDF5's chunk cache)
-serves a repetition; "cold" drops the files from the page cache before every read.
+Measured the way ``benchmarks/report.py`` measures, with the same code (``measure``): the
+workloads of ``workloads.make_workloads`` for the dataset's shape; this package on 1 and on all
+cores (fresh outputs, and ``out=`` reused for the bulk workloads) against the plain h5py way
+(``readers.H5pyReader``: files kept open, one ``dset[sel]`` per file), interleaved per
+selection; the ceiling measured apart from the package on the very chunks each workload reads
+(``ceiling``: decode only through c-blosc2 / zlib-ng, pread, memcpy); hot runs on files read
+into the page cache beforehand, cold runs with the pages dropped before every read of every
+reader. Every ratio comes from this run; the load average is logged with each row.
+
+Workloads whose result would take more than a quarter of the available memory are left out
+(and said so), and the ceiling of a workload is measured on an evenly spread sample of its
+chunks of at most ``CEILING_SAMPLE_BYTES`` stored bytes.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from ..dataset import SplitDataset
-from ..reader import read_orthogonal
-from ..selection import normalize
+from .ceiling import N_CORES, alloc_rate, memcpy_rate
+from .measure import evaluate, measure_workload
+from .native_decoders import describe_decoders
+from .readers import FilesAlongTime, H5pyReader, PackageReader
+from .workloads import (
+    COLD_WORKLOADS,
+    DEFAULT_REPS,
+    Workload,
+    loadavg,
+    make_workloads,
+    result_nbytes,
+    warm_cache,
+)
+
+CEILING_SAMPLE_BYTES = 256 << 20
+COLD_LATENCY_SAMPLES = 60  # each cold read waits for the disk: fewer latency samples
 
 
-@dataclass
-class Workload:
-    name: str
-    label: str
-    selections: list[Any]
-
-
-def _distinct(
-    rng: np.random.Generator, sizes: tuple[int, ...], count: int
-) -> list[tuple[int, ...]]:
-    """``count`` index tuples over ``sizes``, without repeats while there are enough."""
-    total = int(np.prod(sizes)) if sizes else 1
-    flat = rng.permutation(total)[:count] if total >= count else rng.integers(total, size=count)
-    return [tuple(int(i) for i in np.unravel_index(f, sizes)) for f in flat]
-
-
-def workloads(ds: SplitDataset, samples: int, seed: int = 0) -> list[Workload]:
-    """Plane and volume latency, a plane over time, a small ROI over time, a stride, a vector.
-
-    Selections never repeat (while the dataset is large enough), so that no chunk cache - HDF5
-    keeps 8 MiB per open dataset - serves a repetition. Hot and cold runs take different ones.
-    """
-    rng = np.random.default_rng(seed)
-    shape = ds.shape
-    t_count, inner = shape[0], shape[1:-2]
-    y, x = shape[-2], shape[-1]
-    height, width = max(1, y // 8), max(1, x // 8)
-    bulk = max(3, samples // 20)
-    picked = min(t_count, 10)
-    rois = [
-        (slice(None),) + z + (slice(y0, y0 + height), slice(x0, x0 + width))
-        for z, (y0, x0) in zip(
-            _distinct(rng, inner, 2 * bulk),
-            _distinct(rng, (y - height + 1, x - width + 1), 2 * bulk),
-        )
-    ]
-    return [
-        Workload("plane", "ds[t, z] (random)", _distinct(rng, (t_count,) + inner, 2 * samples)),
-        Workload("volume", "ds[t] (random)", _distinct(rng, (t_count,), 2 * bulk)),
-        Workload("zcol", "ds[:, z]", [(slice(None),) + z for z in _distinct(rng, inner, 2 * bulk)]),
-        Workload("roi", "ds[:, z, y0:y1, x0:x1]", rois),
-        Workload(
-            "stride",
-            "ds[s::5]",
-            [(slice(int(s), None, 5),) for s in rng.permutation(10)[: 2 * bulk] % 5],
-        ),
-        Workload(
-            "fancy",
-            f"ds[{picked} unsorted t]",
-            [(rng.permutation(t_count)[:picked].tolist(),) for _ in range(2 * bulk)],
-        ),
-    ]
-
-
-def drop_page_cache(ds: SplitDataset) -> None:
-    for path in ds.files.ravel():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def _timed(function: Callable[[Any], Any], selections: list[Any], before: Callable[[], None]):
-    times, nbytes = [], 0
-    for key in selections:
-        before()
-        started = time.perf_counter()
-        result = function(key)
-        times.append(time.perf_counter() - started)
-        nbytes += np.asarray(result).nbytes
-    return np.asarray(times), nbytes
-
-
-class H5pyBaseline:
-    """The plain way: h5py + hdf5plugin, files kept open, one ``dset[sel]`` per file."""
-
-    def __init__(self, ds: SplitDataset) -> None:
-        import h5py
-        import hdf5plugin  # noqa: F401
-
-        self.ds = ds
-        self.handles = [h5py.File(p, "r") for p in ds.files.ravel()]
-        self.datasets = [h[ds.data_key] for h in self.handles]
-
-    def read(self, key: Any) -> np.ndarray:
-        """Only selections along whole blocks of the first axis, as the workloads make them."""
-        ds, block = self.ds, self.ds.shape_block[0]
-        index = key[0]
-        times = (
-            range(*index.indices(ds.shape[0]))
-            if isinstance(index, slice)
-            else (index if isinstance(index, list) else [index])
-        )
-        rest = key[1:]
-        per_file = int(np.prod(ds.blocks_grid[1:]))
-        parts = []
-        for t in times:
-            if per_file != 1:
-                raise NotImplementedError(
-                    "the h5py baseline handles datasets split along time only"
-                )
-            parts.append(self.datasets[t // block][(t % block,) + rest])
-        out = np.stack(parts)
-        return out if isinstance(index, (slice, list)) else out[0]
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.close()
-
-
-def ceiling_seconds(ds: SplitDataset, key: Any, threads: int) -> float:
-    """Time to read and decode the chunks of ``key`` with nothing copied: the decode ceiling."""
-    selection = normalize(key, ds.shape)
-    shape = selection.orthogonal_shape
-    # decode-only reads write nothing: a zero-strided output of the right shape will do
-    nowhere = np.lib.stride_tricks.as_strided(
-        np.empty(1, dtype=ds.dtype), shape=shape, strides=(0,) * len(shape)
-    )
-    started = time.perf_counter()
-    read_orthogonal(ds._grid, ds._cache, selection.terms, nowhere, threads, decode_only=True)
-    return time.perf_counter() - started
-
-
-def run_bench(path: str, samples: int = 300, cold: bool = True) -> list[str]:
-    ds = SplitDataset(path)
-    cores = os.cpu_count() or 1
-    thread_counts = sorted({1, cores})
-    baseline = H5pyBaseline(ds) if int(np.prod(ds.blocks_grid[1:])) == 1 else None
-    lines = [
-        f"{ds}",
-        f"{cores} cores; load average {os.getloadavg()[0]:.2f}; medians (plane: p50/p99 over "
-        f"{samples} distinct planes); ratios measured in this run",
-        f"{'workload':<10}{'cache':<6}{'h5py ms':>9}"
-        + "".join(f"{f'ours t={n} ms':>13}" for n in thread_counts)
-        + f"{'GB/s':>7}{'vs h5py':>9}"
-        f"{'% ceiling':>10}",
-    ]
-    best_threads: dict[int, int] = dict.fromkeys(thread_counts, 0)
-    caches = ["hot", "cold"] if cold else ["hot"]
+def available_memory() -> int:
+    """Bytes of memory available without swapping (``MemAvailable``), else the free pages."""
     try:
-        for workload in workloads(ds, samples):
-            ds.read(workload.selections[0])  # files indexed
-            half = len(workload.selections) // 2
-            for cache in caches:
-                before = (lambda: drop_page_cache(ds)) if cache == "cold" else (lambda: None)
-                if cache == "hot":
-                    selections = workload.selections[:half]
-                else:  # fresh selections, fewer for planes: each cold read costs a disk read
-                    selections = workload.selections[half:][: max(20, half // 5)]
-                ours = {}
-                for n in thread_counts:
-                    times, nbytes = _timed(partial(ds.read, threads=n), selections, before)
-                    ours[n] = (times, nbytes)
-                fastest = min(thread_counts, key=lambda n: np.median(ours[n][0]))
-                best_threads[fastest] += 1
-                times, nbytes = ours[fastest]
-                h5 = None
-                if baseline is not None:
-                    h5, _ = _timed(baseline.read, selections, before)
-                ceiling = []
-                for key in selections[: min(len(selections), 30)]:
-                    before()
-                    ceiling.append(min(ceiling_seconds(ds, key, n) for n in thread_counts))
-                percent = 100 * float(np.median(ceiling)) / float(np.median(times))
-                stat = (
-                    (lambda t: f"{1e3 * np.median(t):.3g}/{1e3 * np.percentile(t, 99):.3g}")
-                    if (workload.name == "plane")
-                    else (lambda t: f"{1e3 * np.median(t):.3g}")
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 1 << 30
+
+
+class _ReadBy:
+    """An array-like reading through a reader: the reference a result is checked against."""
+
+    def __init__(self, reader: H5pyReader) -> None:
+        self.reader = reader
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        return np.asarray(self.reader.read(index))
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "-"
+    return f"{seconds * 1e3:.3g}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
+
+
+def _time(result: dict, kind: str) -> str:
+    if not result.get("times"):
+        return "-"
+    if kind == "latency":
+        return f"{_ms(result['p50'])}/{_ms(result['p99'])}"
+    return _ms(result["median"])
+
+
+def _metric(result: dict, kind: str) -> float | None:
+    return result.get("p50") if kind == "latency" else result.get("median")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{value:.0f}"
+
+
+def _gbps(rate: float | None) -> str:
+    return "-" if rate is None or not np.isfinite(rate) else f"{rate / 1e9:.2f}"
+
+
+class _Table:
+    """The rows of the report: one per workload and cache state, and the ceiling behind each."""
+
+    def __init__(self, names: list[str], threads: list[int]) -> None:
+        self.names = names  # readers, h5py first, then ours by threads, then out=
+        self.threads = threads
+        self.top = f"ours t={threads[-1]}"
+        self.percent = "/".join(f"t={n}" for n in threads)
+        self.percent_width = max(19, 11 + len(self.percent))
+        self.flags: list[str] = []
+        self.ceilings: list[str] = []
+
+    def header(self) -> str:
+        columns = "".join(f" {n.replace('ours ', ''):>13}" for n in self.names)
+        return (
+            f"{'workload':<9}{'cache':<6}{columns}{'GB/s':>7}{'vs h5py':>9}"
+            f"{'% ceiling ' + self.percent:>{self.percent_width}}{'CPU/wall':>9}"
+            f"{'same':>6}{'load':>6}"
+        )
+
+    def row(self, name: str, cache: str, entry: dict) -> str:
+        kind, results = entry["kind"], entry["results"]
+        top = results.get(self.top, {})
+        h5py = _metric(results.get("h5py", {}), kind)
+        ours = _metric(top, kind)
+        vs = f"{h5py / ours:.2f}x" if h5py and ours else "-"
+        ceiling = "/".join(
+            _percent(results.get(f"ours t={n}", {}).get("pct_ceiling")) for n in self.threads
+        )
+        ceiling = "-" if kind == "open" else ceiling + "%"
+        checked = [r.get("correct") for n, r in results.items() if n.startswith("ours")]
+        same = "NO" if False in checked else ("yes" if True in checked else "-")
+        gbps = top.get("returned_gbps")
+        self._flag(name, cache, entry)
+        self._ceiling(name, cache, entry)
+        return (
+            f"{name:<9}{cache:<6}"
+            + "".join(f" {_time(results.get(n, {}), kind):>13}" for n in self.names)
+            + f"{'-' if gbps is None else f'{gbps:.2f}':>7}{vs:>9}{ceiling:>{self.percent_width}}"
+            + f"{top.get('cpu_per_wall', float('nan')):>9.2f}{same:>6}"
+            + f"{entry['load'].split('/')[0]:>6}"
+        )
+
+    def _flag(self, name: str, cache: str, entry: dict) -> None:
+        kind, results = entry["kind"], entry["results"]
+        h5py = _metric(results.get("h5py", {}), kind)
+        for reader, r in results.items():
+            if r.get("correct") is False:
+                self.flags.append(f"{name} {cache}: {reader} differs from h5py")
+            ours = _metric(r, kind)
+            if reader.startswith("ours") and h5py and ours and ours > 1.05 * h5py:
+                self.flags.append(
+                    f"{name} {cache}: {reader} {_ms(ours)} ms is slower than h5py {_ms(h5py)} ms"
                 )
-                lines.append(
-                    f"{workload.name:<10}{cache:<6}{stat(h5) if h5 is not None else '-':>9}"
-                    + "".join(f"{stat(ours[n][0]):>13}" for n in thread_counts)
-                    + f"{nbytes / len(selections) / np.median(times) / 1e9:>7.2f}"
-                    + (
-                        f"{np.median(h5) / np.median(times):>8.2f}x"
-                        if h5 is not None
-                        else f"{'-':>9}"
-                    )
-                    + f"{percent:>9.0f}%"
-                )
+        pct = results.get(self.top, {}).get("pct_ceiling")
+        if kind != "open" and pct is not None and np.isfinite(pct) and pct < 50:
+            self.flags.append(f"{name} {cache}: {self.top} at {pct:.0f}% of the ceiling")
+
+    def _ceiling(self, name: str, cache: str, entry: dict) -> None:
+        c = entry["ceiling"]
+        if not c.get("n_chunks"):
+            return
+        rates = "".join(f"{_gbps(c.get(f'decode{n}_rate')):>11}" for n in self.threads)
+        rates += "".join(f"{_gbps(c.get(f'pread{n}_rate')):>11}" for n in self.threads)
+        ideal = "/".join(_ms(c.get(f"ideal_t{n}")) for n in self.threads)
+        note = f"  ({c['unavailable']})" if c.get("unavailable") else ""
+        self.ceilings.append(
+            f"{name:<9}{cache:<6}{c['n_chunks']:>8}{c['stored'] / 1e6:>11.1f}"
+            f"{c['decoded'] / 1e6:>12.1f}{rates}{ideal:>16}{note}"
+        )
+
+    def ceiling_header(self) -> str:
+        decode = "".join(f"{f'decode t={n}':>11}" for n in self.threads)
+        pread = "".join(f"{f'pread t={n}':>11}" for n in self.threads)
+        return (
+            f"{'workload':<9}{'cache':<6}{'chunks':>8}{'stored MB':>11}{'decoded MB':>12}"
+            f"{decode}{pread}{'ideal ms':>16}"
+        )
+
+
+def run_bench(
+    path: str | Path, samples: int = 300, cold: bool = True, reps: int = DEFAULT_REPS
+) -> Iterator[str]:
+    """Time the workloads on the dataset at ``path``; yields the report line by line."""
+    threads = sorted({1, N_CORES})
+    readers: dict = {}
+    try:
+        for n in threads:
+            readers[f"ours t={n}"] = PackageReader(path, n)
+        readers[f"ours t={threads[-1]} out="] = PackageReader(path, threads[-1], reuse_out=True)
+        try:
+            readers = {"h5py": H5pyReader(FilesAlongTime.of(readers["ours t=1"].ds)), **readers}
+            baseline = (
+                f"h5py {_h5py_version()} + hdf5plugin, every block file kept open, one "
+                "dset[sel] per file (one strided slice along time), HDF5's chunk cache emptied "
+                "between reads; 'same' = our results equal h5py's"
+            )
+        except (NotImplementedError, OSError) as error:
+            baseline = f"not available: {error}"
+        yield from _bench(readers, baseline, threads, samples, cold, reps)
     finally:
-        if baseline is not None:
-            baseline.close()
-        ds.close()
-    served = max(best_threads, key=lambda n: best_threads[n])
-    lines.append(f"threads that served best most often: {served}")
-    return lines
+        for reader in readers.values():
+            reader.close()
+
+
+def _h5py_version() -> str:
+    import h5py
+
+    return h5py.__version__
+
+
+def _passes(workloads: dict[str, Workload], cold: bool, cold_latency: int) -> list:
+    """("hot", every workload), then ("cold", those of ``COLD_WORKLOADS``, fewer samples)."""
+    passes = [("hot", workloads)]
+    if cold:
+        chosen = {
+            name: w.first(cold_latency) if w.kind == "latency" else w
+            for name, w in workloads.items()
+            if name in COLD_WORKLOADS
+        }
+        passes.append(("cold", chosen))
+    return passes
+
+
+def _introduction(
+    ds: SplitDataset, files: list[str], stored: int, baseline: str, threads: list[int]
+) -> Iterator[str]:
+    """What was measured, on what, and what else the machine was doing."""
+    layout = ds.layout(0)
+    yield repr(ds)
+    yield (
+        f"{len(files)} files, {stored / 1e9:.3g} GB stored; blocks {tuple(ds.shape_block)}, "
+        f"chunks {layout.chunk_shape}, {layout.describe_filters()}"
+    )
+    yield (
+        f"{N_CORES} usable cores ({os.cpu_count()} online), threads compared: "
+        f"{' and '.join(map(str, threads))}; load average {loadavg()} (1/5/15 min) at start"
+    )
+    yield f"h5py baseline: {baseline}"
+    copy, allocation = memcpy_rate(64 << 20), alloc_rate(64 << 20)
+    yield (
+        f"ceiling: decode only ({describe_decoders()}) and pread of the very chunks each "
+        f"workload reads, on {' and '.join(map(str, threads))} threads; memcpy "
+        f"{copy['gbps']:.2f} GB/s, fresh allocation + first touch {allocation['gbps']:.2f} GB/s"
+    )
+
+
+def _fitting(workloads: dict[str, Workload], ds: SplitDataset, memory: int) -> Iterator[str]:
+    """Leave out (from ``workloads``, saying so) those whose result would not fit in memory
+    beside the reference and a reused output."""
+    for name, w in list(workloads.items()):
+        nbytes = result_nbytes(w.check, ds.shape, ds.dtype.itemsize)
+        if nbytes > memory // 4:
+            del workloads[name]
+            yield (
+                f"left out: {name} ({w.label}), {nbytes / 1e9:.3g} GB a read, more than a "
+                f"quarter of the {memory / 1e9:.3g} GB of available memory"
+            )
+
+
+def _bench(
+    readers: dict, baseline: str, threads: list[int], samples: int, cold: bool, reps: int
+) -> Iterator[str]:
+    ds: SplitDataset = readers["ours t=1"].ds
+    files = [str(p) for p in ds.files.ravel()]
+    stored = sum(os.stat(p).st_size for p in files)
+    memory = available_memory()
+    yield from _introduction(ds, files, stored, baseline, threads)
+    workloads = make_workloads(ds.shape, reps, samples, names=ds.axis_order)
+    if not workloads:
+        yield "the dataset is empty: nothing to time"
+        return
+    yield from _fitting(workloads, ds, memory)
+    if stored <= memory // 2:
+        warm_cache(files)
+        hot = "hot: files read into the page cache beforehand"
+    else:
+        hot = f"hot: the files ({stored / 1e9:.3g} GB) do not fit the page cache, reads may wait"
+    cold_latency = min(samples, COLD_LATENCY_SAMPLES)
+    if cold:
+        hot += (
+            "; cold: pages dropped (posix_fadvise DONTNEED) before every read of every reader, "
+            f"{cold_latency} latency samples"
+        )
+    yield hot
+    yield (
+        f"times in ms: p50/p99 over up to {samples} distinct selections for the latency "
+        f"workloads, median of {reps} rotating selections for the others; GB/s and vs h5py: "
+        f"ours t={threads[-1]} (fresh output); % ceiling: ideal time / median"
+    )
+    yield "workloads: " + "; ".join(f"{n} = {w.label}" for n, w in workloads.items())
+    table = _Table(list(readers), threads)
+    yield ""
+    yield table.header()
+    reference = _ReadBy(readers["h5py"]) if "h5py" in readers else None
+    threads_of = {name: getattr(r, "threads", 1) for name, r in readers.items()}
+    for cache, chosen in _passes(workloads, cold, cold_latency):
+        for name, w in chosen.items():
+            bulk_hot = w.kind == "throughput" and cache == "hot"  # out= only there, as report.py
+            active = {n: r for n, r in readers.items() if bulk_hot or not n.endswith("out=")}
+            entry = measure_workload(
+                active,
+                w,
+                ds,
+                reference=reference,
+                files=files,
+                cold=cache == "cold",
+                reps=reps,
+                max_stored=CEILING_SAMPLE_BYTES,
+            )
+            evaluate(ds, w, entry["ceiling"], entry["results"], threads_of)
+            yield table.row(name, cache, entry)
+    yield ""
+    yield "ceiling, measured in this run (decode: decoded GB/s from memory; pread: stored GB/s):"
+    yield table.ceiling_header()
+    yield from table.ceilings
+    yield ""
+    yield "flagged: " + ("nothing" if not table.flags else "")
+    yield from (f"  {flag}" for flag in table.flags)
+    yield f"load average {loadavg()} at the end"

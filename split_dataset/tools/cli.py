@@ -75,9 +75,6 @@ def _convert(args: argparse.Namespace) -> int:
             compression=compression,
             compression_level=args.level,
             chunk_shape=args.chunk_shape,
-            resolution=_known(getattr(source, "resolution", None)),
-            frequency=getattr(source, "frequency", None),
-            axis_order=getattr(source, "axis_order", None),
             progress=sys.stderr.isatty(),
             threads=args.threads,
             overwrite=args.overwrite,
@@ -111,16 +108,9 @@ def _tune(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    for line in run_bench(args.path, samples=args.samples, cold=not args.hot_only):
+    for line in run_bench(args.path, samples=args.samples, cold=not args.hot_only, reps=args.reps):
         print(line, flush=True)
     return 0
-
-
-def _known(resolution):
-    """A resolution to carry over only if every step is known."""
-    if resolution is None or any(r is None for r in resolution):
-        return None
-    return resolution
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -189,11 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(run=_convert)
     bench = commands.add_parser(
-        "bench", help="time playback and bulk reads of a dataset against h5py and the ceiling"
+        "bench", help="time plane, volume and bulk reads of a dataset against h5py and the ceiling"
     )
     bench.add_argument("path", help="folder holding the block files")
-    bench.add_argument("--samples", type=int, default=300, help="planes for the latency figures")
+    bench.add_argument("--samples", type=int, default=300, help="latency samples (p50/p99)")
     bench.add_argument("--hot-only", action="store_true", help="skip the cold-cache runs")
+    bench.add_argument(
+        "--reps", type=int, default=7, help="repetitions of the bulk workloads (rotating)"
+    )
     bench.set_defaults(run=_bench)
     tune = commands.add_parser(
         "tune", help="measure writer settings on a sample of a recording and recommend some"

@@ -10,32 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def synthetic_recording(shape: tuple[int, int, int, int], seed: int = 0) -> np.ndarray:
-    """Image-like uint16 calcium imaging: smooth anatomy, sparse transients, Poisson noise."""
-    rng = np.random.default_rng(seed)
-    t, z, y, x = shape
-    yy, xx = np.mgrid[0:y, 0:x].astype(np.float32)
-    anatomy = np.zeros((z, y, x), dtype=np.float32)
-    cells = []
-    for plane in range(z):
-        for _ in range(max(4, y * x // 2000)):
-            cy, cx = rng.uniform(0, y), rng.uniform(0, x)
-            radius = rng.uniform(2.0, 6.0)
-            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
-            anatomy[plane] += rng.uniform(100, 400) * blob
-            cells.append((plane, blob))
-    anatomy += 200 + 100 * np.sin(yy / y * np.pi)[None] * np.cos(xx / x * np.pi)[None]
-    movie = np.empty(shape, dtype=np.uint16)
-    active = rng.choice(len(cells), size=max(1, len(cells) // 10), replace=False)
-    for frame in range(t):
-        volume = anatomy.copy()
-        for index in active:
-            if rng.random() < 0.1:
-                plane, blob = cells[index]
-                volume[plane] += rng.uniform(200, 800) * blob
-        movie[frame] = np.minimum(rng.poisson(volume), 65535)
-    return movie
+from .synthetic import synthetic_recording
 
 
 def _time(label: str, function: Callable[[int], np.ndarray], repeats: int = 5) -> float:

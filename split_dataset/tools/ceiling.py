@@ -1,0 +1,446 @@
+"""The machine's ceiling for the very chunks a selection reads, measured apart from the package.
+
+- ``touched_chunks``: the stored chunks ``ds[index]`` needs (byte ranges from ``ds.layout``),
+  found from the block grid and each file's chunk grid, on any grid and any number of axes;
+- ``LoadedChunks``: decode only, from memory into a reused buffer, on 1 and on all cores:
+  blosc chunks with ``blosc2_decompress_ctx`` and (shuffle+)deflate chunks with zlib-ng's
+  inflate + ``blosc2_unshuffle`` (the decoders the package links, through ctypes, which
+  releases the GIL: ``native_decoders``);
+- ``PreadRanges``: ``pread`` of the same byte ranges into a reused buffer, on 1 and all cores,
+  with the pages in the cache or just dropped;
+- ``memcpy_rate`` and ``alloc_rate``: copying a large buffer, and a fresh array's first touch.
+
+``ceiling_rate`` combines them into the decoded bytes per second a reader on n threads can
+reach: ``min(n x single-thread decode rate, pread rate)``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..blocks import block_of
+from ..dataset import SplitDataset
+from ..file_layout import Codec, FileLayout
+from .native_decoders import DecoderUnavailable, native_decoders
+from .workloads import drop_cache
+
+N_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# --- chunks touched by a selection ----------------------------------------------------------
+
+
+def _axis_indices(item: Any, extent: int) -> np.ndarray:
+    if isinstance(item, slice):
+        return np.arange(*item.indices(extent))
+    if isinstance(item, (list, np.ndarray)):
+        return np.asarray(item, dtype=np.int64) % extent
+    return np.asarray([int(item) % extent])
+
+
+class ChunkSet:
+    """Byte ranges of the stored chunks a selection needs (deduplicated), grouped by file."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self.codecs: list[int] = []
+        self.itemsizes: list[int] = []  # the shuffle filter's type size
+        self.path_slot: dict[Path, int] = {}
+        self.entries: list[tuple[int, int, int, int]] = []  # (slot, offset, size, nbytes)
+        self.masks: list[int] = []
+        self.chunks: list[tuple[int, int]] = []  # (slot, linear chunk index in its file)
+        self._seen: set[tuple[int, int]] = set()
+
+    @property
+    def stored(self) -> int:
+        return sum(e[2] for e in self.entries)
+
+    @property
+    def decoded(self) -> int:
+        return sum(e[3] for e in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def slot(self, layout: FileLayout) -> int:
+        """The slot of a file's layout, added on first use."""
+        slot = self.path_slot.get(layout.path)
+        if slot is None:
+            slot = len(self.paths)
+            self.path_slot[layout.path] = slot
+            self.paths.append(layout.path)
+            self.codecs.append(int(layout.codec))
+            self.itemsizes.append(layout.dtype.itemsize)
+        return slot
+
+    def add(self, layout: FileLayout, linear: int) -> None:
+        """Chunk ``linear`` of the file, once; a chunk never written has nothing to read."""
+        slot = self.slot(layout)
+        if (slot, linear) in self._seen:
+            return
+        self._seen.add((slot, linear))
+        offset = int(layout.chunk_offset[linear])
+        if offset < 0:
+            return
+        size = int(layout.chunk_size[linear])
+        nbytes = size if layout.contiguous else layout.chunk_nbytes
+        self.entries.append((slot, offset, size, nbytes))
+        self.masks.append(int(layout.chunk_mask[linear]))
+        self.chunks.append((slot, linear))
+
+    def sample(self, max_stored: int) -> ChunkSet:
+        """An evenly spread subset of at most ``max_stored`` stored bytes (at least one chunk):
+        rates measured on it hold for the whole set, at a bounded cost in memory and time."""
+        if self.stored <= max_stored or len(self) <= 1:
+            return self
+        sizes = np.asarray([e[2] for e in self.entries])
+
+        def spread(count: int) -> np.ndarray:
+            return np.unique(np.linspace(0, len(self) - 1, count).astype(int))
+
+        keep = max(1, int(len(self) * max_stored / self.stored))
+        picks = spread(keep)
+        while keep > 1 and sizes[picks].sum() > max_stored:  # chunk sizes vary: fewer
+            keep = max(1, min(keep - 1, int(keep * max_stored / sizes[picks].sum())))
+            picks = spread(keep)
+        out = ChunkSet()
+        out.paths, out.codecs, out.itemsizes = self.paths, self.codecs, self.itemsizes
+        out.path_slot = self.path_slot
+        for i in picks.tolist():
+            out.entries.append(self.entries[i])
+            out.masks.append(self.masks[i])
+            out.chunks.append(self.chunks[i])
+        out._seen = set(out.chunks)
+        return out
+
+
+def touched_chunks(ds: SplitDataset, index: tuple, into: ChunkSet | None = None) -> ChunkSet:
+    """The chunks of ``ds`` that ``ds[index]`` has to read, for a workload's selection (ints,
+    slices and int lists, one per axis from the first): per axis the selected coordinates, the
+    block owning each (``blocks.block_of``) and, inside each touched block's file, the chunks
+    holding them. Any block grid (padding included) and any number of axes."""
+    chunks = into if into is not None else ChunkSet()
+    shape, block_shape, grid = ds.shape, ds.shape_block, tuple(ds.blocks_grid)
+    index = tuple(index) + (slice(None),) * (len(shape) - len(index))
+    coords = [_axis_indices(item, extent) for item, extent in zip(index, shape)]
+    owners = [block_of(c, b, n) for c, b, n in zip(coords, block_shape, grid)]
+    for block_index in itertools.product(*(np.unique(o).tolist() for o in owners)):
+        layout = ds.layout(int(np.ravel_multi_index(block_index, grid)))
+        in_file = [
+            np.unique(c[o == b] - b * size) // chunk
+            for c, o, b, size, chunk in zip(
+                coords, owners, block_index, block_shape, layout.chunk_shape
+            )
+        ]
+        linear = np.ravel_multi_index(
+            [g.ravel() for g in np.meshgrid(*in_file, indexing="ij")], layout.chunk_grid
+        )
+        for chunk in np.unique(linear).tolist():
+            chunks.add(layout, chunk)
+    return chunks
+
+
+# --- decode only, from memory ----------------------------------------------------------------
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, N_CORES), thread_name_prefix="ceiling")
+    return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _run_split(work: Callable[[list], None], items: list, threads: int) -> float:
+    """``work(part)`` on ``threads`` threads (the caller is one), parts interleaved; seconds."""
+    started = time.perf_counter()
+    if threads <= 1 or len(items) <= 1:
+        work(items)
+    else:
+        parts = [items[i::threads] for i in range(threads)]
+        futures = [_pool().submit(work, p) for p in parts[1:]]
+        work(parts[0])
+        for f in futures:
+            f.result()
+    return time.perf_counter() - started
+
+
+DECODABLE = {Codec.RAW, Codec.BLOSC, Codec.DEFLATE, Codec.SHUFFLE_DEFLATE, Codec.SHUFFLE}
+
+
+class LoadedChunks:
+    """The stored bytes of a ChunkSet, in memory, ready to be decoded over and over."""
+
+    def __init__(self, chunks: ChunkSet) -> None:
+        self.chunks = chunks
+        self.buffer = np.empty(max(chunks.stored, 1), dtype=np.uint8)
+        self.items = []  # (address, size, nbytes, codec, mask, itemsize)
+        base = self.buffer.ctypes.data
+        position = 0
+        fds = [os.open(p, os.O_RDONLY) for p in chunks.paths]
+        try:
+            for (slot, offset, size, nbytes), mask in zip(chunks.entries, chunks.masks):
+                view = self.buffer[position : position + size].data
+                got = os.preadv(fds[slot], [view], offset)
+                if got != size:
+                    raise OSError(f"{chunks.paths[slot]}: read {got} of {size} bytes at {offset}")
+                self.items.append(
+                    (
+                        base + position,
+                        size,
+                        nbytes,
+                        chunks.codecs[slot],
+                        mask,
+                        chunks.itemsizes[slot],
+                    )
+                )
+                position += size
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.max_nbytes = max((i[2] for i in self.items), default=1)
+        self.compressed = any(i[3] != Codec.RAW for i in self.items)
+        self.undecodable = sorted({Codec(i[3]).name for i in self.items if i[3] not in DECODABLE})
+
+    def _decode_part(self, part: list) -> None:
+        decoders = native_decoders()
+        lib = decoders.lib
+        ctx = decoders.dctx()
+        target = np.empty(self.max_nbytes, dtype=np.uint8)
+        staging = np.empty(self.max_nbytes, dtype=np.uint8)
+        t_addr, s_addr = target.ctypes.data, staging.ctypes.data
+        produced = ctypes.c_size_t()
+        for address, size, nbytes, codec, mask, itemsize in part:
+            if codec in (Codec.BLOSC, Codec.DEFLATE) and mask & 1:
+                continue  # HDF5 stored the chunk raw (filter skipped: incompressible)
+            if codec == Codec.SHUFFLE_DEFLATE and mask & 2:
+                if not mask & 1:
+                    lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
+                continue
+            if codec == Codec.BLOSC:
+                status = lib.blosc2_decompress_ctx(ctx, address, size, t_addr, nbytes)
+                if status != nbytes:
+                    raise RuntimeError(f"blosc2_decompress_ctx returned {status}")
+            elif codec in (Codec.SHUFFLE_DEFLATE, Codec.DEFLATE):
+                produced.value = nbytes
+                status = decoders.inflate(
+                    s_addr if codec == Codec.SHUFFLE_DEFLATE else t_addr,
+                    ctypes.byref(produced),
+                    address,
+                    size,
+                )
+                if status != 0:
+                    raise RuntimeError(f"inflate returned {status}")
+                if codec == Codec.SHUFFLE_DEFLATE:
+                    lib.blosc2_unshuffle(itemsize, nbytes, s_addr, t_addr)
+            elif codec == Codec.SHUFFLE:
+                lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
+            # RAW: nothing to decode
+
+    def decode(self, threads: int) -> float:
+        """Decode every chunk once on ``threads`` threads; wall seconds."""
+        self._decoders()
+        return _run_split(self._decode_part, self.items, threads)
+
+    def _decoders(self):
+        if self.undecodable:
+            raise DecoderUnavailable(f"no native decoder for {', '.join(self.undecodable)} chunks")
+        return native_decoders()
+
+    def check_decode(self) -> None:
+        """Decode one blosc chunk into a fresh buffer and compare with numcodecs' decoder."""
+        from numcodecs import blosc
+
+        decoders = self._decoders()
+        for address, size, nbytes, codec, mask, _ in self.items:
+            if codec != Codec.BLOSC or mask & 1:
+                continue
+            expected = blosc.decompress(ctypes.string_at(address, size))
+            target = np.empty(nbytes, dtype=np.uint8)
+            decoders.lib.blosc2_decompress_ctx(
+                decoders.dctx(), address, size, target.ctypes.data, nbytes
+            )
+            if target.tobytes() != expected:
+                raise RuntimeError("the ctypes blosc decoder disagrees with blosc2.decompress")
+            return
+
+
+# --- pread, memcpy, allocation ----------------------------------------------------------------
+
+
+class PreadRanges:
+    """pread of a ChunkSet's byte ranges into a reused buffer (page cache or disk bandwidth)."""
+
+    def __init__(self, chunks: ChunkSet) -> None:
+        self.chunks = chunks
+        self.fds = [os.open(p, os.O_RDONLY) for p in chunks.paths]
+        self.items = [(self.fds[slot], offset, size) for slot, offset, size, _ in chunks.entries]
+        self.max_size = max((i[2] for i in self.items), default=1)
+
+    def _part(self, part: list) -> None:
+        view = memoryview(bytearray(self.max_size))
+        preadv = os.preadv
+        for fd, offset, size in part:
+            preadv(fd, [view[:size]], offset)
+
+    def read(self, threads: int) -> float:
+        return _run_split(self._part, self.items, threads)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+
+def memcpy_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
+    """Single-thread np.copyto bandwidth (GB/s), buffers touched beforehand."""
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.zeros_like(src)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t0)
+    return dict(
+        bytes=nbytes,
+        median=float(np.median(times)),
+        min=float(min(times)),
+        gbps=nbytes / float(np.median(times)) / 1e9,
+    )
+
+
+def alloc_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
+    """Fresh np.empty + first touch (page faults): the cost of returning a new array.
+
+    On VMs whose freed memory goes back to the host this varies a lot between repetitions,
+    hence min / median / max."""
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a = np.empty(nbytes, dtype=np.uint8)
+        a[::4096] = 1
+        times.append(time.perf_counter() - t0)
+        del a
+    return dict(
+        bytes=nbytes,
+        median=float(np.median(times)),
+        min=float(min(times)),
+        max=float(max(times)),
+        gbps=nbytes / float(np.median(times)) / 1e9,
+    )
+
+
+# --- the ceiling -----------------------------------------------------------------------------
+
+
+def _pread_rates(chunks: ChunkSet, times: list[float], threads: int) -> dict:
+    median = float(np.median(times))
+    return {
+        f"pread{threads}_median": median,
+        f"pread{threads}_rate": chunks.stored / median,  # stored bytes/s
+        f"pread{threads}_decoded_rate": chunks.decoded / median,
+    }
+
+
+def measure_ceiling(chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES)) -> dict:
+    """Decode-only and page-cache pread rates (bytes/s of decoded data, and of stored data).
+
+    Where the chunks cannot be decoded natively (filters the package leaves to h5py, or no
+    c-blosc2 library) ``unavailable`` says why, and ``ceiling_rate`` is NaN."""
+    out: dict = dict(n_chunks=len(chunks), stored=chunks.stored, decoded=chunks.decoded)
+    if not len(chunks):
+        return out
+    loaded = LoadedChunks(chunks)
+    try:
+        if loaded.compressed:
+            loaded.check_decode()
+        for n in sorted(set(threads)):
+            if loaded.compressed:
+                loaded.decode(n)  # warm-up (thread-local contexts, buffers)
+                times = [loaded.decode(n) for _ in range(reps)]
+                out[f"decode{n}_median"] = float(np.median(times))
+                out[f"decode{n}_min"] = float(min(times))
+                out[f"decode{n}_rate"] = chunks.decoded / float(np.median(times))
+            else:
+                out[f"decode{n}_rate"] = float("inf")
+    except DecoderUnavailable as error:
+        out["unavailable"] = str(error)
+    del loaded
+    ranges = PreadRanges(chunks)
+    try:
+        for n in sorted(set(threads)):
+            ranges.read(n)
+            out.update(_pread_rates(chunks, [ranges.read(n) for _ in range(reps)], n))
+    finally:
+        ranges.close()
+    return out
+
+
+def measure_cold_pread(
+    chunks: ChunkSet, reps: int = 3, threads: Sequence[int] = (1, N_CORES)
+) -> dict:
+    """pread of the chunks right after dropping the files' pages (disk, or the host's cache)."""
+    out: dict = {}
+    ranges = PreadRanges(chunks)
+    try:
+        for n in sorted(set(threads)):
+            times = []
+            for _ in range(reps):
+                drop_cache(chunks.paths)
+                times.append(ranges.read(n))
+            out.update(_pread_rates(chunks, times, n))
+    finally:
+        ranges.close()
+    return out
+
+
+def _pread_threads(threads: int) -> int:
+    """The pread rate measured for a reader on ``threads`` threads: 1, or all cores."""
+    return 1 if threads <= 1 else N_CORES
+
+
+def ceiling_rate(ceiling: dict, threads: int) -> float:
+    """min(threads x single-thread decode rate, pread rate with as many threads), decoded B/s;
+    NaN where the ceiling could not be measured (``unavailable``: no native decoder)."""
+    if ceiling.get("unavailable"):
+        return float("nan")
+    decode = ceiling.get("decode1_rate", float("inf")) * threads
+    io = ceiling.get(f"pread{_pread_threads(threads)}_decoded_rate", float("inf"))
+    return min(decode, io)
+
+
+def serial_rate(ceiling: dict, threads: int) -> float:
+    """Each thread preads a chunk, then decodes it: 1 / (1/decode + 1/pread) per thread, both
+    single-thread rates measured in this run; capped by the n-thread pread rate. The rate
+    ``ceiling_rate`` leaves out the copy out of the page cache, which a pread-based reader pays
+    on the same core as the decode (at 1 thread nothing overlaps them)."""
+    if ceiling.get("unavailable"):
+        return float("nan")
+    decode = ceiling.get("decode1_rate", float("inf"))
+    pread = ceiling.get("pread1_decoded_rate", float("inf"))
+    inverse = 1.0 / decode + 1.0 / pread
+    per_thread = 1.0 / inverse if inverse else float("inf")
+    io = ceiling.get(f"pread{_pread_threads(threads)}_decoded_rate", float("inf"))
+    return min(per_thread * threads, io)
+
+
+def measured_rate(ceiling: dict, threads: int) -> float:
+    """Like ``ceiling_rate`` but with the decode rate measured on that many threads (what the
+    machine delivered in this run, e.g. less than n x 1-core when other processes hold cores)."""
+    if ceiling.get("unavailable"):
+        return float("nan")
+    n = _pread_threads(threads)
+    return min(
+        ceiling.get(f"decode{n}_rate", float("inf")),
+        ceiling.get(f"pread{n}_decoded_rate", float("inf")),
+    )

@@ -1,0 +1,178 @@
+"""The readers a benchmark compares: plain h5py with open files, and this package.
+
+Both have ``read(index)`` and ``open_and_read(index)`` (the workloads' interface):
+
+- ``H5pyReader``: the plain way: h5py + hdf5plugin, every block file kept open, ``dset[sel]``
+  per file (one strided slice per file for a slice along time) and a NumPy copy into the
+  output. Datasets split along the first axis only; others raise ``NotImplementedError``.
+- ``PackageReader``: ``SplitDataset(folder, threads=n)[index]``, or ``ds.read(index,
+  out=buffer)`` into a buffer kept between calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..dataset import SplitDataset
+from .workloads import result_shape
+
+
+@dataclass(frozen=True)
+class FilesAlongTime:
+    """What the plain h5py way needs: the block files in time order and the array's geometry."""
+
+    paths: tuple[Path, ...]
+    key: str
+    shape: tuple[int, ...]
+    time_points_per_file: int
+
+    @classmethod
+    def of(cls, ds: SplitDataset) -> FilesAlongTime:
+        if any(n != 1 for n in ds.blocks_grid[1:]):
+            raise NotImplementedError(
+                f"the h5py baseline reads datasets split along the first axis only (this one "
+                f"is split into a grid of {tuple(ds.blocks_grid)} blocks)"
+            )
+        key = ds.data_key if ds.data_key is not None else ds.layout(0).key
+        return cls(tuple(Path(p) for p in ds.files.ravel()), key, ds.shape, ds.shape_block[0])
+
+    def file_of(self, t: int) -> int:
+        """The file owning time point ``t`` (the last one also owns a padding-length tail)."""
+        return min(t // self.time_points_per_file, len(self.paths) - 1)
+
+
+def _in_file(item: Any, extent: int) -> Any:
+    """An index along an axis the files do not split, as h5py takes it."""
+    if isinstance(item, slice):
+        start, stop, step = item.indices(extent)
+        if step < 0:
+            raise NotImplementedError("h5py reads no negative steps")
+        return slice(start, stop, step)
+    if isinstance(item, (list, np.ndarray)):
+        raise NotImplementedError("the h5py baseline takes index lists on the first axis only")
+    return int(item) % extent
+
+
+class H5pyReader:
+    """h5py + hdf5plugin, files kept open, ``dset[sel]`` per file and a copy into the output."""
+
+    def __init__(self, source: str | Path | FilesAlongTime) -> None:
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the blosc filter)
+
+        if isinstance(source, FilesAlongTime):
+            self.geometry = source
+        else:
+            with SplitDataset(source) as ds:
+                self.geometry = FilesAlongTime.of(ds)
+        self.shape = self.geometry.shape
+        self.files = []
+        try:
+            for path in self.geometry.paths:
+                self.files.append(h5py.File(path, "r"))
+        except OSError:
+            self.close()
+            raise
+        self.dsets = [f[self.geometry.key] for f in self.files]
+        self.dtype = self.dsets[0].dtype
+        self._touched: set[int] = set()
+
+    def before_read(self) -> None:
+        """Empty HDF5's chunk cache (8 MiB per open dataset with HDF5 2.0) of the files the last
+        read touched, untimed, so that no repetition is served from a previous one's chunks.
+
+        Closing the last handle of a dataset drops its chunk cache; the file stays open and its
+        metadata (the chunk index) stays cached, as with files kept open."""
+        for i in self._touched:
+            self.dsets[i] = None
+            self.dsets[i] = self.files[i][self.geometry.key]
+        self._touched.clear()
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    def note(self, workload: str) -> str:
+        return ""
+
+    def read(self, index: tuple) -> np.ndarray:
+        index = tuple(index) + (slice(None),) * (len(self.shape) - len(index))
+        first = index[0]
+        rest = tuple(_in_file(item, extent) for item, extent in zip(index[1:], self.shape[1:]))
+        T, tpf = self.shape[0], self.geometry.time_points_per_file
+        file_of = self.geometry.file_of
+        if isinstance(first, (int, np.integer)):
+            t = int(first) % T
+            file = file_of(t)
+            self._touched.add(file)
+            return self.dsets[file][(t - file * tpf,) + rest]  # one file: h5py's array as is
+        if isinstance(first, slice):
+            times = np.arange(*first.indices(T))
+        else:
+            times = np.asarray(first, dtype=np.int64) % T
+        files = np.minimum(times // tpf, len(self.files) - 1)
+        self._touched.update(int(f) for f in np.unique(files))
+        out = np.empty(result_shape(index, self.shape), dtype=self.dtype)
+        if isinstance(first, slice) and (first.step or 1) > 0:
+            # per file, one strided slice
+            step = first.step or 1
+            i = 0
+            while i < len(times):
+                file = int(files[i])
+                j = i
+                while j < len(times) and files[j] == file:
+                    j += 1
+                start = file * tpf
+                local = slice(int(times[i]) - start, int(times[j - 1]) - start + 1, step)
+                out[i:j] = self.dsets[file][(local,) + rest]
+                i = j
+            return out
+        for i, (t, file) in enumerate(zip(times.tolist(), files.tolist())):
+            out[i] = self.dsets[file][(t - file * tpf,) + rest]  # by point: list, step < 0
+        return out
+
+    def open_and_read(self, index: tuple) -> np.ndarray:
+        reader = H5pyReader(self.geometry)
+        try:
+            return reader.read(index)
+        finally:
+            reader.close()
+
+
+class PackageReader:
+    """This package; ``reuse_out`` reads into a buffer kept between calls."""
+
+    def __init__(self, folder: str | Path, threads: int, reuse_out: bool = False) -> None:
+        self.folder = Path(folder)
+        self.threads = threads
+        self.reuse_out = reuse_out
+        self.ds = SplitDataset(self.folder, threads=threads)
+        for i in range(len(self.ds.files.ravel())):  # index every file once, like open h5py files
+            self.ds.layout(i)
+        self._buffers: dict = {}
+
+    def note(self, workload: str) -> str:
+        return "out= reused" if self.reuse_out else ""
+
+    def read(self, index: tuple) -> np.ndarray:
+        if not self.reuse_out:
+            return self.ds[index]
+        key = json.dumps([repr(i) for i in index])
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = np.empty(result_shape(index, self.ds.shape), dtype=self.ds.dtype)
+            if len(self._buffers) > 2:
+                self._buffers.clear()
+            self._buffers[key] = buffer
+        return self.ds.read(index, out=buffer)
+
+    def open_and_read(self, index: tuple) -> np.ndarray:
+        return SplitDataset(self.folder, threads=self.threads)[index]
+
+    def close(self) -> None:
+        self.ds.close()

@@ -1,0 +1,252 @@
+"""The measuring tools shared by ``split-dataset bench`` and ``benchmarks/``: the workloads (any
+shape), the plain h5py reader (NumPy's results), the chunks the ceiling is measured on (those
+the package's reader decodes) and the ceiling itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import write_split_dataset
+from format_fixtures import FIXTURES
+
+from split_dataset import SplitDataset
+from split_dataset.planning import plan_blocks, plan_chunks
+from split_dataset.selection import normalize
+from split_dataset.tools import ceiling
+from split_dataset.tools.readers import FilesAlongTime, H5pyReader
+from split_dataset.tools.workloads import (
+    Workload,
+    make_workloads,
+    result_nbytes,
+    result_shape,
+)
+
+TOOLS = Path(__file__).resolve().parents[1] / "split_dataset" / "tools"
+
+# --- the workloads -----------------------------------------------------------------------------
+
+SHAPES = [
+    (1,), (7,), (50,), (1, 5), (2, 3), (3, 37), (1, 1, 1), (4, 20, 18), (9, 40, 33),
+    (1, 4, 8, 8), (3, 2, 32, 32), (4, 1, 1, 1), (12, 4, 128, 128), (4, 2, 3, 20, 18),
+    (2, 1, 1, 2, 3, 4),
+]
+
+
+def _selections(workload: Workload) -> list:
+    return [workload.check, *workload.selections]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_every_workload_fits_any_shape(shape):
+    workloads = make_workloads(shape, reps=3, latency_samples=20)
+    array = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
+    T, ndim = shape[0], len(shape)
+    expected = {"plane", "full", "open"}
+    expected |= {"volume", "zcol"} if ndim >= 4 else set()
+    expected |= {"roi"} if ndim >= 2 else set()
+    expected |= {"stride"} if T >= 4 else set()
+    expected |= {"fancy"} if T >= 2 else set()
+    assert set(workloads) == expected
+    for name, w in workloads.items():
+        assert w.selections, name
+        for index in _selections(w):
+            got = np.asarray(array[index])  # a valid NumPy index: no IndexError
+            assert got.size > 0, (name, index)  # never an empty read
+            assert result_shape(index, shape) == got.shape, (name, index)
+            assert result_nbytes(index, shape, 4) == got.nbytes
+        if w.kind == "latency" and name == "plane":
+            assert len({repr(s) for s in _selections(w)}) == len(_selections(w)) or (
+                len(w.selections) == 1
+            )  # never the same (t, z) twice, unless there is only one
+            plane = len(array[w.check].shape)
+            assert plane == min(2, ndim - 1), w.label
+        assert Workload.from_json(w.to_json()) == w  # what the runners in other venvs get
+
+
+def test_an_empty_array_has_no_workload():
+    assert make_workloads((0, 3, 4)) == {}
+
+
+def test_the_4d_workloads_are_the_ones_the_reports_show():
+    workloads = make_workloads((100, 20, 512, 512))
+    assert {n: w.label for n, w in workloads.items()} == {
+        "plane": "ds[t, z]",
+        "volume": "ds[t]",
+        "zcol": "ds[:, z]",
+        "roi": "ds[:, z0:z0+2, y0:y0+64, x0:x0+64]",
+        "stride": "ds[s::5]",
+        "fancy": "ds[[10 unsorted t]]",
+        "full": "ds[:]",
+        "open": "open + ds[0, 0]",
+    }
+    assert len(workloads["plane"].selections) == 300
+    again = make_workloads((100, 20, 512, 512))
+    assert all(again[n].to_json() == w.to_json() for n, w in workloads.items())  # seeded
+    # a dataset's axis_order names the axes of the labels
+    assert make_workloads((5, 2, 8, 8), names="tcyx")["zcol"].label == "ds[:, c]"
+
+
+def test_workloads_and_the_generator_load_without_the_package():
+    """The runners of other readers load them by file path in virtualenvs without this
+    package: NumPy only, no relative import."""
+    code = (
+        "import sys; sys.modules['split_dataset'] = None\n"  # any import of it fails
+        f"sys.path.insert(0, {str(TOOLS)!r})\n"
+        "import workloads, synthetic\n"
+        "w = workloads.make_workloads((6, 2, 16, 16), reps=2, latency_samples=5)\n"
+        "a = synthetic.synthetic_recording((6, 2, 16, 16))\n"
+        "class R:\n"
+        "    def read(self, index): return a[index]\n"
+        "r = workloads.run_workload({'numpy': R()}, w['roi'], a)\n"
+        "assert r['numpy']['correct'] and len(r['numpy']['times']) == 2\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_synthetic_recording_has_any_shape_and_one_noise_time_point():
+    from split_dataset.tools.synthetic import noise_time_point, synthetic_recording
+
+    for shape in [(5,), (3, 37), (4, 20, 18), (4, 2, 3, 20, 18)]:
+        movie = synthetic_recording(shape, seed=3)
+        assert movie.shape == shape and movie.dtype == np.uint16
+        np.testing.assert_array_equal(movie, synthetic_recording(shape, seed=3))
+    movie = synthetic_recording((6, 2, 64, 64))
+    noise = noise_time_point(movie.shape)
+    assert movie[noise].std() > 10 * movie[noise - 1].std()  # uniform noise vs an image
+
+
+# --- the chunks the ceiling measures are the chunks the reader decodes --------------------------
+
+
+@pytest.fixture(scope="module")
+def unaligned_grid(tmp_path_factory):
+    """Split along three axes, with chunks that do not divide the blocks, and padding."""
+    array = np.arange(7 * 9 * 10 * 11, dtype=np.uint16).reshape(7, 9, 10, 11)
+    folder = tmp_path_factory.mktemp("grid") / "ds"
+    write_split_dataset(
+        folder, array, (3, 4, 10, 5), chunk_shape=(2, 3, 4, 3), padding=(1, 0, 0, 1)
+    )
+    return folder
+
+
+def _planned_chunks(ds: SplitDataset, index) -> set[tuple[Path, int]]:
+    """(file, chunk) of every written chunk the package's read plan decodes for ``ds[index]``."""
+    selection = normalize(index, ds.shape)
+    block_plan = plan_blocks(selection.terms, tuple(ds.shape_block), tuple(ds.blocks_grid))
+    layouts = {f: ds.layout(f) for f in block_plan.files}
+    plan = plan_chunks(block_plan, {f: layouts[f].chunk_shape for f in block_plan.files})
+    found = set()
+    for task in range(plan.n_tasks):
+        layout = layouts[plan.files[plan.task_file[task]]]
+        coords = [int(plan.group_chunk[g]) for g in plan.task_groups[task]]
+        linear = int(np.ravel_multi_index(coords, layout.chunk_grid))
+        if layout.chunk_offset[linear] >= 0:
+            found.add((layout.path, linear))
+    return found
+
+
+@pytest.mark.parametrize(
+    "name", ["sd_zlib_3d_grid", "sd_padded", "sd_raw_4d", "sd_5d", "sd_blosc_4d", "grid"]
+)
+def test_touched_chunks_are_the_chunks_the_reader_decodes(name, unaligned_grid, planner):
+    ds = SplitDataset(unaligned_grid if name == "grid" else FIXTURES / name)
+    selections = [s for w in make_workloads(ds.shape, reps=3, latency_samples=8).values()
+                  for s in _selections(w)]
+    selections += [(slice(None, None, -2),), (-1,), ([5 % ds.shape[0], 0, 3 % ds.shape[0]],),
+                   (slice(1, None, 3), slice(None), -1), (slice(None), [1, 0], slice(1, 3))]
+    for index in selections:
+        chunks = ceiling.touched_chunks(ds, index)
+        touched = {(chunks.paths[slot], linear) for slot, linear in chunks.chunks}
+        assert len(touched) == len(chunks), index  # each chunk once
+        assert touched == _planned_chunks(ds, index), index
+    union = ceiling.ChunkSet()
+    for index in selections:
+        ceiling.touched_chunks(ds, index, union)
+    assert len(union) == len(set(union.chunks))
+
+
+def test_a_sample_of_a_chunk_set_is_spread_and_bounded(unaligned_grid):
+    chunks = ceiling.touched_chunks(SplitDataset(unaligned_grid), (slice(None),))
+    sample = chunks.sample(chunks.stored // 4)
+    assert 1 <= len(sample) < len(chunks) and sample.stored <= chunks.stored // 4
+    assert sample.chunks[0] == chunks.chunks[0] and sample.chunks[-1] == chunks.chunks[-1]
+    assert chunks.sample(0).chunks == chunks.chunks[:1]
+    assert chunks.sample(chunks.stored) is chunks
+
+
+# --- the ceiling --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "compression", ["blosc", "blosc:lz4", "zlib", "gzip", "raw", "contiguous", "lzf"]
+)
+def test_the_ceiling_decodes_natively_or_says_it_cannot(tmp_path, compression):
+    array = np.random.default_rng(1).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
+    ds = SplitDataset(write_split_dataset(tmp_path / "ds", array, (2, 3, 40, 30),
+                                          chunk_shape=(1, 1, 20, 30), compression=compression))
+    chunks = ceiling.touched_chunks(ds, (slice(None), 1))
+    measured = ceiling.measure_ceiling(chunks, reps=1)
+    assert measured["decoded"] == chunks.decoded > 0
+    assert measured["pread1_rate"] > 0 and measured[f"pread{ceiling.N_CORES}_rate"] > 0
+    rate = ceiling.ceiling_rate(measured, 1)
+    if compression == "lzf":  # decoded by h5py in the package: no native decoder to time
+        assert "no native decoder" in measured["unavailable"] and np.isnan(rate)
+    elif compression in ("raw", "contiguous"):
+        assert measured["decode1_rate"] == float("inf") and 0 < rate < float("inf")
+    else:
+        assert 0 < measured["decode1_rate"] < float("inf") and 0 < rate < float("inf")
+
+
+def test_bench_reports_no_ceiling_where_it_cannot_decode(tmp_path):
+    from split_dataset.tools.bench import run_bench
+
+    array = np.random.default_rng(1).integers(0, 500, (4, 2, 16, 16)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (2, 2, 16, 16), compression="lzf")
+    lines = list(run_bench(folder, samples=5, cold=False, reps=1))
+    assert any("no native decoder for H5PY chunks" in line for line in lines)
+    row = next(line for line in lines if line.startswith("full "))
+    assert " -/-% " in row and row.split()[-2] == "yes"
+
+
+# --- the plain h5py reader ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def padded_along_time(tmp_path_factory):
+    """Blocks of 4 time points, each file holding 2 more (the last block owns a longer tail)."""
+    array = np.arange(11 * 5 * 6, dtype=np.uint16).reshape(11, 5, 6)
+    folder = tmp_path_factory.mktemp("padded") / "ds"
+    return write_split_dataset(folder, array, (4, 5, 6), padding=(2, 0, 0)), array
+
+
+@pytest.mark.parametrize(
+    "name", ["sd_blosc_4d", "jl_one_based", "sd_2d", "sd_5d", "legacy_no_json", "padded"]
+)
+def test_the_h5py_reader_reads_like_numpy(name, padded_along_time):
+    if name == "padded":
+        folder, array = padded_along_time
+    else:
+        folder, array = FIXTURES / name, np.load(FIXTURES / f"{name}.npy")
+    reader = H5pyReader(folder)
+    try:
+        selections = [s for w in make_workloads(array.shape, reps=3, latency_samples=8).values()
+                      for s in _selections(w)]
+        selections += [(slice(None, None, -3),), (-1,), ([array.shape[0] - 1, 0],)]
+        for index in selections:
+            reader.before_read()
+            np.testing.assert_array_equal(reader.read(index), array[index], err_msg=str(index))
+        np.testing.assert_array_equal(reader.open_and_read((0,)), array[0])
+    finally:
+        reader.close()
+
+
+def test_the_h5py_reader_refuses_grids_split_beyond_time():
+    with pytest.raises(NotImplementedError, match="split along the first axis only"):
+        H5pyReader(FIXTURES / "sd_zlib_3d_grid")
+    with pytest.raises(NotImplementedError):
+        FilesAlongTime.of(SplitDataset(FIXTURES / "sd_raw_4d"))
