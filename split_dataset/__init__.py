@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.5.0.dev0"
 
 from .blocks import Blocks
+from .channels import ChannelStack, Recording, open_recording
 from .dataset import SplitDataset
 from .errors import (
     BlockFileError,
@@ -18,12 +19,19 @@ from .errors import (
     SplitDatasetError,
 )
 from .inspection import describe, verify
+from .metadata import Origin
 from .streaming import SplitDatasetWriter
 from .threads import get_default_threads, set_default_threads
+from .view import DatasetView
 from .writer import EmptySplitDataset, save_to_split_dataset
 
 __all__ = [
     "Blocks",
+    "ChannelStack",
+    "DatasetView",
+    "Origin",
+    "Recording",
+    "open_recording",
     "EmptySplitDataset",
     "save_to_split_dataset",
     "SplitDataset",

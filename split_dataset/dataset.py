@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +19,11 @@ from .discovery import FolderContents, discover, is_marked_incomplete
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
 from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
-from .metadata import StackMetadata
+from .metadata import Origin, StackMetadata
 from .prefetch import Prefetcher
 from .reader import BlockGrid, read_orthogonal
-from .selection import DirectSelection, normalize
+from .selection import DirectSelection, Selection, Term, normalize
+from .view import ViewIndexer, identity_maps
 
 
 def _check_numbering(contents: FolderContents, grid: tuple[int, ...]) -> None:
@@ -276,6 +278,35 @@ class SplitDataset(Blocks):
         return self._legacy
 
     @property
+    def origin(self) -> Origin | None:
+        """For a saved crop: where it lies in the recording it was cut from, else None."""
+        return self._metadata.origin
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The block shape, under the name array libraries look for (``da.from_array(ds)``
+        then cuts its chunks along the files)."""
+        return tuple(self.shape_block)
+
+    @property
+    def view(self) -> ViewIndexer:
+        """``ds.view[key]``: a lazy crop (integers, slices with any step, Ellipsis) that reads
+        nothing until indexed (``DatasetView``)."""
+        return ViewIndexer(self, identity_maps(self.shape))
+
+    def to_dask(self, chunks: Any = None):
+        """A lazy dask array whose chunks are the blocks (see ``split_dataset.dask``)."""
+        from .dask import to_dask
+
+        return to_dask(self, chunks)
+
+    def to_xarray(self, chunks: Any = None):
+        """A lazy, dask-backed ``xarray.DataArray`` with dims, coordinates and metadata."""
+        from .xarray import to_xarray
+
+        return to_xarray(self, chunks)
+
+    @property
     def data_key(self) -> str | None:
         """The name of the array in the block files (``stack_4D``...), None if they have none."""
         return self._data_key
@@ -397,15 +428,21 @@ class SplitDataset(Blocks):
         self, key: Any, out: np.ndarray | None, threads: int | None, background: bool = False
     ) -> np.ndarray:
         selection = normalize(key, self.shape)
-        dtype = self.dtype
-        if out is None:
-            result = np.empty(selection.result_shape, dtype=dtype)
-        else:
-            _check_out(out, selection.result_shape, dtype)
-            result = out
+        return self._read_selection(selection, selection.terms, out, threads, background)
+
+    def _read_selection(
+        self,
+        selection: Selection,
+        terms: tuple[Term, ...],
+        out: np.ndarray | None,
+        threads: int | None,
+        background: bool = False,
+    ) -> np.ndarray:
+        """Read a normalized selection whose per-axis ``terms`` are given in this dataset's
+        coordinates (a view passes its selection with the terms mapped onto the dataset)."""
         threads = self.threads if threads is None else threads
 
-        def fill(target: np.ndarray, terms=selection.terms) -> None:
+        def fill(target: np.ndarray) -> None:
             read_orthogonal(
                 self._grid,
                 self._cache,
@@ -416,21 +453,7 @@ class SplitDataset(Blocks):
                 verify_checksums=self.verify_checksums,
             )
 
-        if isinstance(selection, DirectSelection):
-            if out is None and selection.returns_scalar:
-                # NumPy returns a scalar, not a 0-d array, for an integer on every axis
-                fill(result)
-                return result[()]
-            view = selection.orthogonal_view(result)
-            if view is None:  # a caller's buffer whose strides allow no view: go through a copy
-                result[...] = self._read(key, None, threads, background)
-                return result
-            fill(view)
-            return result
-        intermediate = np.empty(selection.orthogonal_shape, dtype=dtype)
-        fill(intermediate)
-        result[...] = intermediate[selection.numpy_index]
-        return result
+        return read_selection(selection, self.dtype, out, fill)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """NumPy's protocol: the whole array, read into new memory (``np.asarray(ds)``).
@@ -478,7 +501,7 @@ class SplitDataset(Blocks):
             max_open_files=self._max_open_files,
             metadata=self.metadata,
             shape=self.shape,
-            file_names=self._file_names,
+            file_names=_pack_names(self._file_names),
             dtype=None if self._dtype is None else self._dtype.str,
             key=self.data_key,
             legacy=self.legacy,
@@ -498,11 +521,62 @@ class SplitDataset(Blocks):
         self._setup(
             state["metadata"],
             state["shape"],
-            state["file_names"],
+            _unpack_names(state["file_names"]),
             dtype,
             state["key"],
             state["legacy"],
         )
+
+
+def read_selection(
+    selection: Selection,
+    dtype: np.dtype,
+    out: np.ndarray | None,
+    fill: Callable[[np.ndarray], None],
+) -> np.ndarray:
+    """NumPy's result of a selection, given ``fill(target)``, which reads the orthogonal
+    selection (one axis per non-integer term, in axis order) into ``target``."""
+    if out is None:
+        result = np.empty(selection.result_shape, dtype=dtype)
+    else:
+        _check_out(out, selection.result_shape, dtype)
+        result = out
+    if isinstance(selection, DirectSelection):
+        if out is None and selection.returns_scalar:
+            # NumPy returns a scalar, not a 0-d array, for an integer on every axis
+            fill(result)
+            return result[()]
+        view = selection.orthogonal_view(result)
+        if view is None:  # a caller's buffer whose strides allow no view: go through a copy
+            result[...] = read_selection(selection, dtype, None, fill)
+            return result
+        fill(view)
+        return result
+    intermediate = np.empty(selection.orthogonal_shape, dtype=dtype)
+    fill(intermediate)
+    result[...] = intermediate[selection.numpy_index]
+    return result
+
+
+_NUMBERED_NAME = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)\.h5$")
+
+
+def _pack_names(names: list[str]) -> list[str] | tuple[str, int, int, int]:
+    """Block file names as ``(prefix, width, first, count)`` when they are the usual run of
+    numbers (a dataset of 20,000 files pickles in a few hundred bytes), else as they are."""
+    match = _NUMBERED_NAME.match(names[0]) if names else None
+    if match is None:
+        return names
+    prefix, width, first = match["prefix"], len(match["number"]), int(match["number"])
+    packed = (prefix, width, first, len(names))
+    return packed if _unpack_names(packed) == names else names
+
+
+def _unpack_names(packed: list[str] | tuple[str, int, int, int]) -> list[str]:
+    if isinstance(packed, list):
+        return packed
+    prefix, width, first, count = packed
+    return [f"{prefix}{number:0{width}d}.h5" for number in range(first, first + count)]
 
 
 def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:

@@ -29,7 +29,45 @@ _KNOWN_KEYS = {
     "crop_end",
     "files",
     "dtype",
+    "origin",
 }
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a crop lies in the recording it was cut from (``stack_metadata.json``'s
+    ``origin``): per axis of that recording, the start and the step, 0 for an axis the crop
+    fixed at ``start``. Coordinate ``i`` of the crop's ``k``-th axis is ``start + step * i``
+    along the recording's ``k``-th axis with a non-zero step."""
+
+    path: str | None
+    start: tuple[int, ...]
+    step: tuple[int, ...]
+    shape: tuple[int, ...] | None = None  # the recording's shape, if known
+
+    def compose(self, inner: Origin) -> Origin:
+        """``inner`` lies in the crop this origin describes: where it lies in the recording."""
+        kept = [a for a, step in enumerate(self.step) if step != 0]
+        if len(inner.start) != len(kept):
+            raise ValueError(f"an origin of {len(inner.start)} axes inside a crop of {len(kept)}")
+        start, step = list(self.start), list(self.step)
+        for j, a in enumerate(kept):
+            start[a] = self.start[a] + self.step[a] * inner.start[j]
+            step[a] = self.step[a] * inner.step[j]
+        return Origin(self.path, tuple(start), tuple(step), self.shape)
+
+    def to_original(self, coordinates: Any) -> tuple[int, ...]:
+        """The recording's coordinates of a point of the crop (one coordinate per crop axis)."""
+        given = iter(coordinates)
+        return tuple(
+            s if d == 0 else s + d * int(next(given)) for s, d in zip(self.start, self.step)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(path=self.path, start=list(self.start), step=list(self.step))
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,7 @@ class StackMetadata:
     # Written by this package so that a dataset with no block file yet (a recording that has
     # just started) still opens with its dtype; older readers ignore the key.
     dtype: str | None = None
+    origin: Origin | None = None  # a crop: where it lies in the recording it was cut from
 
     @property
     def ndim(self) -> int:
@@ -70,7 +109,8 @@ class StackMetadata:
             crop_start=list(self.crop_start),
             crop_end=list(self.crop_end),
             padding=list(self.padding),
-            resolution=[1.0 if r is None else float(r) for r in self.resolution],
+            # unknown stays unknown (null), never a made-up 1.0
+            resolution=[None if r is None else float(r) for r in self.resolution],
         )
         if self.axis_order is not None:
             out["axis_order"] = self.axis_order
@@ -80,6 +120,8 @@ class StackMetadata:
             out["files"] = list(self.files)
         if self.dtype is not None:
             out["dtype"] = self.dtype
+        if self.origin is not None:
+            out["origin"] = self.origin.to_json()
         return out
 
 
@@ -151,6 +193,34 @@ def _resolution(raw: dict[str, Any], ndim: int, source: Path) -> tuple[float | N
     return tuple(values)
 
 
+def _origin(raw: Any, source: Path) -> Origin | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "start" not in raw or "step" not in raw:
+        raise MetadataError(f"{source}: 'origin' must hold 'start' and 'step', got {raw!r}")
+    start = _signed_ints(raw["start"], "origin", source)
+    step = _signed_ints(raw["step"], "origin", source)
+    shape = raw.get("shape")
+    if len(step) != len(start) or (shape is not None and len(shape) != len(start)):
+        raise MetadataError(f"{source}: 'origin' has lists of different lengths: {raw!r}")
+    path = raw.get("path")
+    return Origin(
+        None if path is None else str(path),
+        start,
+        step,
+        None if shape is None else _signed_ints(shape, "origin", source),
+    )
+
+
+def _signed_ints(value: Any, key: str, source: Path) -> tuple[int, ...]:
+    try:
+        return tuple(_integer(v) for v in value)
+    except (TypeError, ValueError, OverflowError):
+        raise MetadataError(
+            f"{source}: '{key}' must hold lists of integers, got {value!r}"
+        ) from None
+
+
 def parse_metadata(raw: dict[str, Any], source: Path) -> StackMetadata:
     """Validate a metadata dict (from JSON or the legacy group) into a ``StackMetadata``."""
     if not isinstance(raw, dict):
@@ -189,6 +259,7 @@ def parse_metadata(raw: dict[str, Any], source: Path) -> StackMetadata:
         crop_end=_int_tuple(raw.get("crop_end") or zeros, "crop_end", source, ndim),
         extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
         dtype=str(raw["dtype"]) if raw.get("dtype") else None,
+        origin=_origin(raw.get("origin"), source),
     )
 
 

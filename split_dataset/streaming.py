@@ -129,17 +129,17 @@ class SplitDatasetWriter:
             raise ValueError(f"max_pending_blocks must be at least 1, got {max_pending_blocks}")
         self.max_pending_blocks = int(max_pending_blocks)
         self.ndim = 1 + len(self.frame_shape)
-        self.block_shape = (self.frames_per_block,) + self.frame_shape
+        self.shape_block = (self.frames_per_block,) + self.frame_shape
 
         if chunk_shape is None:
-            chunks = default_chunk_shape(self.block_shape, self.dtype.itemsize)
+            chunks = default_chunk_shape(self.shape_block, self.dtype.itemsize)
         else:
             chunks = tuple(int(c) for c in chunk_shape)
             if len(chunks) != self.ndim or any(c < 1 for c in chunks):
                 raise ValueError(
                     f"chunk_shape must have {self.ndim} positive entries, got {tuple(chunk_shape)}"
                 )
-        chunks = tuple(min(c, s) for c, s in zip(chunks, self.block_shape))
+        chunks = tuple(min(c, s) for c, s in zip(chunks, self.shape_block))
         self._encoding = BlockEncoding.for_compression(
             compression, compression_level, f"stack_{self.ndim}D", chunks
         )
@@ -155,9 +155,7 @@ class SplitDatasetWriter:
                     f"resolution has {len(resolution_values)} entries for a {self.ndim}-d dataset "
                     f"(time first, then the {len(self.frame_shape)} axes of a frame)"
                 )
-        if axis_order is None:
-            axis_order = {1: "t", 2: "tx", 3: "tyx", 4: "tzyx"}.get(self.ndim)
-        elif len(axis_order) != self.ndim:
+        if axis_order is not None and len(axis_order) != self.ndim:
             raise ValueError(
                 f"axis_order {axis_order!r} has {len(axis_order)} letters for a "
                 f"{self.ndim}-d dataset"
@@ -165,7 +163,7 @@ class SplitDatasetWriter:
         zeros = (0,) * self.ndim
         self._metadata = StackMetadata(
             shape_full=(0,) + self.frame_shape,
-            shape_block=self.block_shape,
+            shape_block=self.shape_block,
             padding=zeros,
             resolution=resolution_values,
             axis_order=axis_order,
@@ -301,7 +299,7 @@ class SplitDatasetWriter:
         with self._lock:
             if self._free_buffers:
                 return self._free_buffers.pop()
-        return np.empty(self.block_shape, self.dtype)
+        return np.empty(self.shape_block, self.dtype)
 
     def _submit_buffer(self) -> None:
         """Hand the current buffer (its filled frames) to the workers; no reference stays here."""

@@ -38,7 +38,7 @@ from .blocks import Blocks
 from .destination import INCOMPLETE_KEY
 from .discovery import find_metadata_file
 from .errors import BlockWriteError, DestinationError
-from .metadata import StackMetadata, read_json_metadata, write_json_metadata
+from .metadata import Origin, StackMetadata, read_json_metadata, write_json_metadata
 from .threads import effective_threads
 
 
@@ -65,6 +65,8 @@ class EmptySplitDataset(Blocks):
         overwrite: bool = False,
         resume: bool = False,
         durable: bool = True,
+        like: StackMetadata | None = None,
+        source_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -75,6 +77,8 @@ class EmptySplitDataset(Blocks):
         self.axis_order = axis_order
         self.compression = compression
         self.durable = durable
+        self.like = like  # the metadata of what is saved, carried over where not given
+        self.source_path = source_path  # what a crop was cut from (its origin's path)
         # recorded in the JSON when known (else learned from the first block saved here)
         self.dtype: np.dtype | None = None if dtype is None else np.dtype(dtype)
         self.files = [f"{i:04d}.h5" for i in range(self.n_blocks)]
@@ -144,14 +148,35 @@ class EmptySplitDataset(Blocks):
             raise BlockWriteError.for_block(error, path, n) from error
 
     def metadata(self, incomplete: bool = False) -> StackMetadata:
+        """What ``stack_metadata.json`` says: what was given, else what the source said
+        (``like``); nothing is invented (unknown resolution entries are null, no axis order
+        is guessed). A crop records its amounts (0.4.x's ``crop_start``/``crop_end``) and where
+        it lies in the source (``origin``)."""
         ndim = len(self.shape_cropped)
-        resolution = self.resolution if self.resolution is not None else (None,) * ndim
+        like = self.like
+        resolution = self.resolution
+        if resolution is None:
+            resolution = like.resolution if like is not None else (None,) * ndim
         if len(resolution) != ndim:
             raise ValueError(f"resolution has {len(resolution)} entries for a {ndim}-d dataset")
-        axis_order = self.axis_order or (
-            "tzyx" if ndim == 4 else "zyx"[-ndim:] if ndim <= 3 else None
+        axis_order = self.axis_order or (like.axis_order if like is not None else None)
+        if axis_order is not None and len(axis_order) != ndim:
+            raise ValueError(f"axis_order {axis_order!r} does not fit a {ndim}-d dataset")
+        frequency = self.frequency
+        if frequency is None and like is not None:
+            frequency = like.frequency
+        extra: dict[str, Any] = (
+            {} if like is None else {k: v for k, v in like.extra.items() if k != INCOMPLETE_KEY}
         )
-        extra: dict[str, Any] = {}
+        cropped = any(lo or hi for lo, hi in self.crop)
+        crop_start = tuple(lo for lo, _ in self.crop) if cropped else None
+        crop_end = tuple(hi for _, hi in self.crop) if cropped else None
+        origin = like.origin if like is not None else None
+        if crop_start is not None:
+            local = Origin(self.source_path, crop_start, (1,) * ndim, tuple(self.shape_full))
+            origin = local if origin is None else origin.compose(local)
+        elif like is not None:
+            crop_start, crop_end = like.crop_start, like.crop_end
         if incomplete:
             extra[INCOMPLETE_KEY] = {
                 "writer": "split_dataset",
@@ -163,12 +188,13 @@ class EmptySplitDataset(Blocks):
             padding=tuple(self.padding),
             resolution=tuple(None if r is None else float(r) for r in resolution),
             axis_order=axis_order,
-            frequency=self.frequency,
+            frequency=frequency,
             files=None,
-            crop_start=(0,) * ndim,
-            crop_end=(0,) * ndim,
+            crop_start=crop_start or (0,) * ndim,
+            crop_end=crop_end or (0,) * ndim,
             extra=extra,
             dtype=None if self.dtype is None else self.dtype.str,
+            origin=origin,
         )
 
     def finalize(self, durable: bool | None = None):
@@ -202,9 +228,10 @@ def source_paths(data: Any) -> list[Path]:
     memory-mapped .npy), so that no writer writes over them."""
     paths = []
     for candidate in (
-        getattr(data, "root", None),
-        getattr(data, "filename", None),
-        getattr(getattr(data, "file", None), "filename", None),
+        getattr(data, "root", None),  # a SplitDataset
+        getattr(getattr(data, "source", None), "root", None),  # a view of one
+        getattr(data, "filename", None),  # a memory-mapped .npy
+        getattr(getattr(data, "file", None), "filename", None),  # an h5py dataset
     ):
         if isinstance(candidate, (str, os.PathLike)):
             paths.append(Path(candidate))
@@ -239,6 +266,9 @@ def save_to_split_dataset(
     fsyncs each one before the rename, so that they survive a power cut too (``durable=False``
     writes at page-cache speed).
 
+    Metadata not given (``resolution``, ``frequency``, ``axis_order``, other keys) is carried
+    over from ``data`` when it is a split dataset or a view of one; a view (or ``crop``)
+    records where it lies in its source (``origin``, and 0.4.x's ``crop_start``/``crop_end``).
     The destination must not hold a dataset (``overwrite=True`` replaces it, atomically, once
     the new one is complete) and must not be where ``data`` is read from. Killed midway, the
     folder holds the blocks written so far and says it is incomplete; ``resume=True`` (same
@@ -249,7 +279,9 @@ def save_to_split_dataset(
     if block_size is None:
         raise ValueError("block_size is required unless data has a shape_block")
     name = prefix + ("_cropped" if crop is not None else "")
-    destinations.check_not_source(Path(root_name) / name, source_paths(data))
+    sources = source_paths(data)
+    destinations.check_not_source(Path(root_name) / name, sources)
+    like = getattr(data, "metadata", None)
     target = EmptySplitDataset(
         root_name,
         name,
@@ -265,6 +297,8 @@ def save_to_split_dataset(
         overwrite=overwrite,
         resume=resume,
         durable=durable,
+        like=like if isinstance(like, StackMetadata) else None,
+        source_path=str(sources[0].resolve()) if sources else None,
     )
     try:
         _write_blocks(target, data, compression_level, chunk_shape, progress, threads, durable)

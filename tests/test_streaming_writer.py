@@ -103,7 +103,7 @@ def test_round_trip_through_every_reader(tmp_path, movie, compression, batches):
     assert metadata["crop_start"] == metadata["crop_end"] == metadata["padding"] == [0] * 4
     assert metadata["resolution"] == [0.5, 2.0, 0.6, 0.6]
     assert all(isinstance(r, float) for r in metadata["resolution"])
-    assert metadata["axis_order"] == "tzyx"
+    assert "axis_order" not in metadata  # not given: never guessed from the number of axes
     assert metadata["frequency"] == 3.5
     assert ds.frequency == 3.5 and ds.resolution == (0.5, 2.0, 0.6, 0.6)
     layout = ds.layout(1)
@@ -163,7 +163,7 @@ def test_edge_chunks_and_other_dtypes_read_back_everywhere(tmp_path):
             np.testing.assert_array_equal(flammkuchen.load(str(path))[key], expected)
             with h5py.File(path, "r") as handle:
                 np.testing.assert_array_equal(handle[key][:], expected)
-        assert ds.axis_order == {3: "tyx", 4: "tzyx", 2: "tx"}[data.ndim]
+        assert ds.axis_order is None  # never guessed from the number of axes
     assert SplitDataset(tmp_path / "0").layout(0).chunk_shape == (1, 1, 32, 32)
     assert SplitDataset(tmp_path / "1").layout(0).chunk_shape == (1, 64, 1024)
 

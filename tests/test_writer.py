@@ -29,7 +29,7 @@ def movie():
 def test_round_trip_through_every_reader(tmp_path, movie, compression):
     ds = save_to_split_dataset(
         movie, tmp_path, block_size=(3, 5, 64, 48), compression=compression,
-        resolution=(0.5, 2, 0.6, 0.6), frequency=3.5,
+        resolution=(0.5, 2, 0.6, 0.6), frequency=3.5, axis_order="tzyx",
     )
     np.testing.assert_array_equal(ds[...], movie)
     assert [p.name for p in ds.files.ravel()] == ["0000.h5", "0001.h5", "0002.h5"]
