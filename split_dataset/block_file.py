@@ -116,6 +116,7 @@ class BlockEncoding:
 
 
 def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (its entries: renames in it survive a power cut)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

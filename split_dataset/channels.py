@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .array_like import ArrayLike
 from .dataset import SplitDataset, read_selection
 from .discovery import find_metadata_file, numbered_block_files
 from .errors import NotASplitDatasetError, SplitDatasetError
@@ -82,7 +83,7 @@ def open_recording(path: str | Path, **options: Any) -> Recording:
     return Recording(path, **options)
 
 
-class ChannelStack:
+class ChannelStack(ArrayLike):
     """Channels of equal shape and dtype stacked lazily along a channel axis: indexes like
     the stacked NumPy array, reads each channel through its dataset."""
 
@@ -104,15 +105,16 @@ class ChannelStack:
         self.names = names
         self.datasets = datasets
         self.axis = axis
-        self.shape = first.shape[:axis] + (len(datasets),) + first.shape[axis:]
-        self.dtype = first.dtype
+        self._shape = first.shape[:axis] + (len(datasets),) + first.shape[axis:]
+        self._dtype = first.dtype
 
     @property
-    def ndim(self) -> int:
-        return len(self.shape)
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
 
     @property
     def axis_order(self) -> str | None:
@@ -127,9 +129,6 @@ class ChannelStack:
     @property
     def frequency(self) -> float | None:
         return self.datasets[0].frequency if self.axis > 0 else None
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self.read(key)
 
     def read(
         self, key: Any = (), out: np.ndarray | None = None, threads: int | None = None
@@ -165,12 +164,6 @@ class ChannelStack:
             dataset.threads if threads is None else threads,
             verify_checksums=dataset.verify_checksums,
         )
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if copy is False:
-            raise ValueError("channels on disk cannot be stacked without a copy")
-        data = self.read(...)
-        return data if dtype is None else data.astype(dtype, copy=False)
 
     def to_dask(self, chunks: Any = None):
         """The channels' block-aligned dask arrays, stacked along the channel axis."""

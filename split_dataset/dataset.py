@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import forking
+from .array_like import ArrayLike
 from .blocks import Blocks, blocks_per_axis
 from .discovery import FolderContents, discover, is_marked_incomplete
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
@@ -139,7 +140,7 @@ def _fixed(name: str) -> property:
     return property(getter, refuse, doc=getter.__doc__)
 
 
-class SplitDataset(Blocks):
+class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, not slices
     """A split dataset opened for reading; indexes like the NumPy array it stands for.
 
     ``ds[index]`` accepts every index NumPy accepts and returns exactly what NumPy returns for
@@ -147,7 +148,8 @@ class SplitDataset(Blocks):
     Opening reads the metadata and at most the first and last block files. The geometry
     (shape, block grid, files) is fixed when the dataset is opened; ``threads`` and
     ``verify_checksums`` may be changed at any time. ``with SplitDataset(path) as ds:`` closes
-    the files at the end.
+    the files at the end. (``ds[i]`` is data, as in 0.4.x: ``Blocks``' indexing by block is
+    ``ds.block_to_slices`` / ``ds.slices()`` here.)
     """
 
     shape_full = _fixed("shape_full")
@@ -331,18 +333,6 @@ class SplitDataset(Blocks):
         return list(self._file_names)
 
     @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    @property
     def planned_shape(self) -> tuple[int, ...]:
         """``shape_full`` as the metadata says it (larger than ``shape`` if stopped early)."""
         return self.metadata.shape_full
@@ -373,11 +363,6 @@ class SplitDataset(Blocks):
     def frequency(self) -> float | None:
         return self.metadata.frequency
 
-    def __len__(self) -> int:
-        if not self.shape:
-            raise TypeError("len() of a 0-d dataset")
-        return self.shape[0]
-
     def __repr__(self) -> str:
         dtype = self._dtype if self._dtype is not None else "no stack"
         return (
@@ -386,10 +371,6 @@ class SplitDataset(Blocks):
         )
 
     # --- reading -----------------------------------------------------------------------------
-
-    def __getitem__(self, key: Any) -> np.ndarray:  # type: ignore[override]
-        # (Blocks[i] gives block i's slices; a dataset gives data, as in 0.4.x)
-        return self.read(key)
 
     def read(
         self, key: Any = (), out: np.ndarray | None = None, threads: int | None = None
@@ -454,18 +435,6 @@ class SplitDataset(Blocks):
             )
 
         return read_selection(selection, self.dtype, out, fill)
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """NumPy's protocol: the whole array, read into new memory (``np.asarray(ds)``).
-        ``copy=False`` asks for no copy, which a dataset on disk cannot give: ``ValueError``,
-        as NumPy 2 expects (and h5py does)."""
-        if copy is False:
-            raise ValueError(
-                "a SplitDataset cannot be turned into an array without a copy: its data is on "
-                "disk (use np.asarray(ds), or np.array(ds, copy=None))"
-            )
-        data = self.read(...)
-        return data if dtype is None else data.astype(dtype, copy=False)
 
     def __enter__(self) -> SplitDataset:
         return self

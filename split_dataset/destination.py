@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .block_file import fsync_path
 from .errors import DestinationError
 from .metadata import INCOMPLETE_KEY, METADATA_SUFFIX
 
@@ -82,7 +83,7 @@ class Destination:
         if self.aside:
             self.swap(durable)
         elif durable:
-            fsync_folder(self.folder)
+            fsync_path(self.folder)
         self.remove_replaced()
 
     def swap(self, durable: bool = True) -> None:
@@ -92,10 +93,10 @@ class Destination:
             if path not in dataset_files(self.final):
                 os.replace(path, self.folder / path.name)
         if durable:
-            fsync_folder(self.folder)
+            fsync_path(self.folder)
         exchange(self.folder, self.final)
         if durable:
-            fsync_folder(self.final.parent)
+            fsync_path(self.final.parent)
         self.replaced, self.folder = self.folder, self.final
 
     def remove_replaced(self) -> None:
@@ -150,14 +151,6 @@ def remove_stale_asides(final: Path) -> None:
     """Folders left by writes aside to ``final`` that were killed before their commit."""
     for stale in final.parent.glob(f".{final.name}.writing-*"):
         shutil.rmtree(stale, ignore_errors=True)
-
-
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _RENAME_EXCHANGE = 2

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .array_like import ArrayLike
 from .metadata import Origin, StackMetadata
 from .selection import IntTerm, SliceTerm, Term, VectorTerm, normalize
 
@@ -120,7 +121,7 @@ def _is_integer(item: Any) -> bool:
     )
 
 
-class DatasetView:
+class DatasetView(ArrayLike):
     """A lazy crop of a ``SplitDataset``: the dataset's reading interface, over part of it.
 
     ``shape``, ``dtype``, ``ndim``, ``len()``, full NumPy indexing (``view[k]`` equals
@@ -147,23 +148,6 @@ class DatasetView:
     @property
     def dtype(self) -> np.dtype:
         return self._source.dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self._kept)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        if not self.shape:
-            raise TypeError("len() of a 0-d view")
-        return self.shape[0]
 
     def __repr__(self) -> str:
         spans = []
@@ -236,9 +220,6 @@ class DatasetView:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self.read(key)
-
     def read(
         self, key: Any = (), out: np.ndarray | None = None, threads: int | None = None
     ) -> np.ndarray:
@@ -257,14 +238,6 @@ class DatasetView:
             normalize(key, self.shape)  # a bad index raises NumPy's error here
             raise TypeError(f"read-ahead takes integers, slices, None and Ellipsis; got {key!r}")
         return self._source.prefetch(source_key)
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if copy is False:
-            raise ValueError(
-                "a view cannot be turned into an array without a copy: its data is on disk"
-            )
-        data = self.read(...)
-        return data if dtype is None else data.astype(dtype, copy=False)
 
     @property
     def view(self) -> ViewIndexer:

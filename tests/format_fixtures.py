@@ -21,3 +21,17 @@ def fixture_manifest() -> dict:
             f"format fixtures not found at {FIXTURES}; set SPLIT_DATASET_FIXTURES to shared/fixtures"
         )
     return json.loads(manifest.read_text())
+
+
+def open_fixture(name: str):
+    """A fixture dataset (recordings stopped early open without their warning) and its true
+    array."""
+    import warnings
+
+    import numpy as np
+
+    from split_dataset import IncompleteDatasetWarning, SplitDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteDatasetWarning)
+        return SplitDataset(FIXTURES / name), np.load(FIXTURES / f"{name}.npy")

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from format_fixtures import FIXTURES, fixture_manifest
+from format_fixtures import FIXTURES, fixture_manifest, open_fixture
 
 from split_dataset import (
-    IncompleteDatasetWarning,
     SplitDataset,
     open_recording,
     save_to_split_dataset,
@@ -24,12 +22,6 @@ from split_dataset.dask import to_split_dataset
 from split_dataset.threads import effective_threads
 
 MANIFEST = fixture_manifest()
-
-
-def open_fixture(name: str) -> tuple[SplitDataset, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteDatasetWarning)
-        return SplitDataset(FIXTURES / name), np.load(FIXTURES / f"{name}.npy")
 
 
 def block_edges(ds: SplitDataset, axis: int) -> set[int]:

@@ -390,3 +390,46 @@ def test_a_chunk_we_wrote_that_the_index_lost_is_an_error_not_zeros(tmp_path):
     with pytest.raises(ChunkReadError, match="0000.h5.*never written.*checksum"):
         ds[0]
     np.testing.assert_array_equal(ds[2:], array[2:])
+
+
+# --- index edge cases where NumPy's behaviour is easy to miss -------------------------------
+
+
+class _RaisingIndex:
+    def __index__(self):
+        raise ZeroDivisionError("an __index__ that fails")
+
+
+EDGE_KEYS = {
+    "2**63": 2**63,  # NumPy: OverflowError (it converts to int64 first)
+    "2**64-1": 2**64 - 1,
+    "2**64": 2**64,  # beyond: not an index at all (IndexError)
+    "-2**63-1": -(2**63) - 1,
+    "uint64 2**63": np.uint64(2**63),
+    "axis 1 2**63": (slice(None), 2**63),
+    "step 2**63": slice(None, None, 2**63),
+    "step -2**63": slice(None, None, -(2**63)),
+    "huge bounds": slice(-(2**70), 2**70, 2**63),
+    "range": range(1, 4),
+    "range on axis 1": (0, range(2)),
+    "memoryview of ints": memoryview(np.array([0, 2])),
+    "memoryview of bytes": memoryview(b"\x00\x01"),
+    "raising __index__": _RaisingIndex(),
+    "raising __index__ on axis 1": (0, _RaisingIndex()),
+    "raising __index__ in a slice": slice(_RaisingIndex(), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_KEYS))
+def test_index_edge_cases_behave_like_numpy(name):
+    ds = SplitDataset(FIXTURES / BLOSC_FIXTURE)
+    array = np.load(FIXTURES / f"{BLOSC_FIXTURE}.npy")
+    key = EDGE_KEYS[name]
+    try:
+        expected = array[key]
+    except Exception as error:  # noqa: BLE001 - the type NumPy raises is the spec
+        with pytest.raises(type(error)):
+            ds[key]
+    else:
+        np.testing.assert_array_equal(ds[key], expected)
+        assert ds[key].shape == expected.shape

@@ -6,28 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import warnings
 
 import numpy as np
 import pytest
-from format_fixtures import FIXTURES, fixture_manifest
+from format_fixtures import FIXTURES, fixture_manifest, open_fixture
 from hypothesis import given
 from hypothesis import strategies as st
 
 from split_dataset import (
     DatasetView,
-    IncompleteDatasetWarning,
     SplitDataset,
     save_to_split_dataset,
 )
 
 MANIFEST = fixture_manifest()
-
-
-def open_fixture(name: str) -> tuple[SplitDataset, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteDatasetWarning)
-        return SplitDataset(FIXTURES / name), np.load(FIXTURES / f"{name}.npy")
 
 
 FIXTURE_DATA = {name: open_fixture(name) for name in sorted(MANIFEST)}
