@@ -48,12 +48,41 @@ def _split(runs: tuple[int, ...], piece: int | None) -> tuple[int, ...]:
     ) or (0,)
 
 
-def dask_chunks(array: Any, chunks: Sequence[int | None] | int | None = None) -> tuple:
-    """The chunks of ``to_dask``: the blocks, cut further along the leading axes on request
-    (``chunks=(1,)``: one time point per chunk; an int applies to the first axis)."""
+def _merged(runs: tuple[int, ...], slab_bytes: int, target: int) -> tuple[int, ...]:
+    """Consecutive block runs along an axis grouped while a chunk stays within ``target``
+    bytes (``slab_bytes``: one element's worth along this axis)."""
+    merged: list[int] = []
+    for run in runs:
+        if merged and (merged[-1] + run) * slab_bytes <= target:
+            merged[-1] += run
+        else:
+            merged.append(run)
+    return tuple(merged)
+
+
+def dask_chunks(array: Any, chunks: Sequence[int | None] | int | str | None = None) -> tuple:
+    """The chunks of ``to_dask``, never straddling two files along any axis:
+
+    - None: whole blocks, grouped along the first axis up to dask's ``array.chunk-size``
+      (a reduction over time then makes few, large partial results, as dask's own chunks do);
+    - ``"blocks"``: one block per chunk;
+    - sizes along the leading axes: blocks cut into sub-blocks (``(1,)``: one time point per
+      chunk; an int applies to the first axis).
+    """
     runs = block_chunks(array)
-    if chunks is None:
+    if chunks == "blocks":
         return runs
+    if chunks is None:
+        import dask
+        from dask.utils import parse_bytes
+
+        if not runs or not runs[0]:
+            return runs
+        target = parse_bytes(dask.config.get("array.chunk-size"))
+        slab = int(np.prod([max(r) for r in runs[1:]], dtype=np.int64)) * array.dtype.itemsize
+        return (_merged(runs[0], max(slab, 1), target),) + runs[1:]
+    if isinstance(chunks, str):
+        raise ValueError(f"chunks must be None, 'blocks' or sizes, got {chunks!r}")
     if isinstance(chunks, (int, np.integer)):
         chunks = (int(chunks),)
     if len(chunks) > len(runs):
@@ -77,12 +106,9 @@ def read_chunk(array: Any, key: tuple[slice, ...]) -> np.ndarray:
     return array.read(key, threads=TASK_THREADS)
 
 
-def to_dask(array: Any, chunks: Sequence[int | None] | int | None = None):
-    """``array`` (a ``SplitDataset`` or a view) as a lazy dask array aligned to its blocks.
-
-    ``chunks``: None for the blocks, or sizes along the leading axes to cut blocks into
-    sub-blocks (``(1,)``: one time point per chunk); chunks never straddle two files.
-    """
+def to_dask(array: Any, chunks: Sequence[int | None] | int | str | None = None):
+    """``array`` (a ``SplitDataset`` or a view) as a lazy dask array aligned to its blocks:
+    chunks never straddle two files (see ``dask_chunks`` for ``chunks``)."""
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph

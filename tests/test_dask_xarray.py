@@ -36,11 +36,12 @@ def chunk_edges(chunks: tuple[int, ...]) -> set[int]:
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_to_dask_reads_every_fixture_in_chunks_that_follow_the_files(name):
     ds, array = open_fixture(name)
-    lazy = ds.to_dask()
-    np.testing.assert_array_equal(lazy.compute(), array)
-    for axis, chunks in enumerate(lazy.chunks):
-        assert chunk_edges(chunks) <= block_edges(ds, axis) | {0}, (axis, chunks)
-    assert lazy.name == ds.to_dask().name  # deterministic
+    for lazy in (ds.to_dask(), ds.to_dask("blocks")):
+        np.testing.assert_array_equal(lazy.compute(), array)
+        for axis, chunks in enumerate(lazy.chunks):
+            assert chunk_edges(chunks) <= block_edges(ds, axis) | {0}, (axis, chunks)
+    lazy = ds.to_dask("blocks")
+    assert lazy.name == ds.to_dask("blocks").name  # deterministic
     # tasks hold the dataset and slices, never data
     for task in dict(lazy.__dask_graph__()).values():
         assert not any(isinstance(part, np.ndarray) for part in task[1:])
@@ -51,10 +52,20 @@ def test_sub_block_chunks_and_views():
     lazy = ds.to_dask((1,))
     assert lazy.chunks[0] == (1,) * 13
     view = ds.view[1:12:2, :, ::-3]
-    lazy_view = view.to_dask()
+    lazy_view = view.to_dask("blocks")
     np.testing.assert_array_equal(lazy_view.compute(), array[1:12:2, :, ::-3])
     # along time the view's chunks end where the dataset's blocks end (t = 4, 8, 12)
     assert lazy_view.chunks[0] == (2, 2, 2)
+
+
+def test_by_default_whole_blocks_are_grouped_up_to_dasks_chunk_size():
+    """One time point per file makes a chunk per time point: a mean over time would then
+    make as many partial results as time points. Chunks hold as many blocks as fit."""
+    ds, array = open_fixture("sd_blosc_4d")  # blocks of (4, 6, 64, 48) uint16: 147 KB
+    with dask.config.set({"array.chunk-size": "400KiB"}):
+        lazy = ds.to_dask()
+    assert lazy.chunks[0] == (8, 5)
+    np.testing.assert_array_equal(lazy.mean(axis=0).compute(), array.mean(axis=0))
 
 
 def test_dask_from_array_aligns_with_the_files_on_its_own():
