@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,20 @@ from .selection import IntTerm, normalize, term_coordinates
 
 
 def channel_folders(folder: Path) -> list[Path]:
-    """The subfolders of ``folder`` that hold split datasets, by name."""
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_dir() and (find_metadata_file(p) is not None or numbered_block_files(p))
-    )
+    """The channels of a recording folder, by name: its subfolders, when every one of them
+    (hidden ones aside) is a split dataset with JSON metadata and they all announce the same
+    shape. Anything else (a folder of unrelated recordings, say) has none."""
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    shapes = set()
+    for subfolder in subfolders:
+        metadata = find_metadata_file(subfolder)
+        if metadata is None:
+            return []
+        try:
+            shapes.add(tuple(json.loads(metadata.read_text()).get("shape_full") or ()))
+        except (OSError, ValueError, AttributeError):
+            return []
+    return subfolders if len(shapes) == 1 else []
 
 
 class Recording(Mapping[str, SplitDataset]):
@@ -47,7 +56,7 @@ class Recording(Mapping[str, SplitDataset]):
             if not found:
                 raise NotASplitDatasetError(
                     f"{self.folder}: neither a split dataset nor a folder of channels "
-                    f"(subfolders that are split datasets)"
+                    f"(subfolders that are all split datasets of one shape)"
                 )
             self._channels = {p.name: SplitDataset(p, **options) for p in found}
 

@@ -50,6 +50,12 @@ class EmptySplitDataset(Blocks):
     The folder must not hold a dataset already: ``overwrite=True`` replaces one (atomically,
     at ``finalize``), ``resume=True`` continues an interrupted write of the same geometry
     (``missing_blocks()`` says which blocks are still to write).
+
+    ``*args, **kwargs``: the block grid, as ``Blocks`` takes it (``shape_full``,
+    ``shape_block``, ``padding``, ``crop``...). ``dtype``: recorded in the JSON, so that the
+    folder opens before any block is written. ``like``: metadata of what is being saved,
+    carried over where not given (resolution, frequency, axis order, other keys, origin);
+    ``source_path``: where a ``crop`` is cut from, for its ``origin``.
     """
 
     def __init__(

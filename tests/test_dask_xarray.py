@@ -135,11 +135,12 @@ def test_xarray_opens_a_dataset_folder_through_its_backend():
     np.testing.assert_array_equal(chunked.values, array)
 
 
-def test_importing_the_package_imports_neither_dask_nor_xarray():
-    code = "import sys, split_dataset; print('dask' in sys.modules, 'xarray' in sys.modules)"
+def test_importing_the_package_imports_no_optional_extra():
+    code = ("import sys, split_dataset; "
+            "print([m in sys.modules for m in ('dask', 'xarray', 'napari', 'qtpy')])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.split() == ["False", "False"]
+    assert result.stdout.strip() == "[False, False, False, False]"
 
 
 # --- channels ---------------------------------------------------------------------------------

@@ -113,6 +113,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _view(args: argparse.Namespace) -> int:
+    try:
+        import napari
+    except ImportError:
+        raise SplitDatasetError(
+            'viewing needs napari and a Qt backend: pip install "split_dataset[napari]"'
+        ) from None
+    from ..napari.reader import recording_folder
+
+    path = Path(args.path)
+    if recording_folder(path) is None:
+        raise SplitDatasetError(f"{path}: not a split dataset, nor a folder of its channels")
+    viewer = napari.Viewer()
+    viewer.open(str(path), plugin="split_dataset")
+    napari.run()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -200,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--quick", action="store_true", help="fewer settings")
     tune.set_defaults(run=_tune)
+    view = commands.add_parser(
+        "view", help="open napari on a recording (a dataset folder, or a folder of channels)"
+    )
+    view.add_argument("path", help="the recording's folder, or its stack_metadata.json")
+    view.set_defaults(run=_view)
     demo = commands.add_parser(
         "demo", help="write an example recording, read it back in several ways, time it"
     )
