@@ -213,6 +213,7 @@ def test_playback_of_a_view_uses_the_datasets_read_ahead():
     assert ds._prefetcher is not None and not ds._prefetcher._futures  # taken by the read
 
 
+@pytest.mark.filterwarnings("ignore::split_dataset.IncompleteDatasetWarning")
 def test_convert_keeps_the_metadata(tmp_path):
     from split_dataset.tools.cli import main as command_line
 
