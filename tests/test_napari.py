@@ -156,3 +156,29 @@ def test_a_screenshot_shows_the_recording(viewer, tmp_path):
     viewer.open(str(tmp_path / "rec"), plugin=PLUGIN)
     image = viewer.screenshot(canvas_only=True, flash=False)
     assert image[..., :3].max() > 0
+
+
+def test_the_region_on_the_canvas_saves_as_a_crop_that_knows_its_origin(viewer, qtbot, tmp_path):
+    from split_dataset.napari.crop import save_crop
+
+    ds, array = open_fixture("sd_blosc_lz4")  # (4, 3, 300, 512)
+    layer = viewer.open(str(ds.root), plugin=PLUGIN)[0]
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari 0.9
+    camera.center = (0, 150, 256)
+    camera.zoom *= 4  # a quarter of the plane on the canvas
+    qtbot.wait(300)  # the canvas redraws: the layer learns what it shows
+    destination = tmp_path / "crop"
+    worker = save_crop(viewer, layer, destination)
+    qtbot.waitUntil(lambda: (destination / "stack_metadata.json").is_file(), timeout=30000)
+    with qtbot.waitSignal(worker.finished, timeout=30000, raising=False):
+        pass
+    saved = SplitDataset(destination)
+    start = saved.origin.start
+    assert saved.shape[:2] == array.shape[:2] and saved.shape[2] < 300 and saved.shape[3] < 512
+    region = array[:, :, start[2] : start[2] + saved.shape[2], start[3] : start[3] + saved.shape[3]]
+    np.testing.assert_array_equal(saved[...], region)
+
+
+def test_the_save_crop_widget_docks(viewer):
+    widget, _ = viewer.window.add_plugin_dock_widget(PLUGIN, "Save crop")
+    assert widget is not None
