@@ -39,6 +39,13 @@ def _check_numbering(contents: FolderContents, grid: tuple[int, ...]) -> None:
     if first == 1 and count == expected:
         return  # numbered from 1: the only layout consistent with every file
     missing = re.sub(r"\d+(?=\.h5$)", lambda m: "0" * len(m.group()), first_name)
+    if is_marked_incomplete(contents.metadata):  # our own write, interrupted: say so
+        raise BlockFileError(
+            f"{contents.folder}: {missing} is missing (the block files start at {first_name}): "
+            f"a write that was interrupted ({contents.metadata_path.name} marks it "
+            f"incomplete); finish it with resume=True (command line: convert --resume) or "
+            f"delete it"
+        )
     if first == 1:
         raise BlockFileError(
             f"{contents.folder}: the block files start at {first_name} and there are {count} of "

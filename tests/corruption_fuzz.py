@@ -124,6 +124,7 @@ DEFAULT_TIMEOUT = 30.0
 WORKER_STARTUP_TIMEOUT = 180.0  # first import of h5py/hdf5plugin/the extension can be slow
 START_ATTEMPTS, START_RETRY_SECONDS = 6, 30  # an import can fail while the package is rebuilt
 WORKER_MEMORY_LIMIT = 6 << 30  # a huge allocation then fails with MemoryError, not the OOM killer
+UNDER_ASAN = os.environ.get("SPLIT_DATASET_ASAN") == "1"  # set by tests/asan.sh
 
 # The datasets mutated, one per codec / layout. "sd_writer_lz4" is written by our own writer.
 WRITER_FIXTURE = "sd_writer_lz4"
@@ -1090,10 +1091,11 @@ def worker_main() -> None:
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     faulthandler.enable(all_threads=True)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = WORKER_MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(WORKER_MEMORY_LIMIT,
-                                                                            hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    if not UNDER_ASAN:  # ASan reserves terabytes of address space: no address-space limit
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = (WORKER_MEMORY_LIMIT if hard == resource.RLIM_INFINITY
+                 else min(WORKER_MEMORY_LIMIT, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
     def emit(message: dict) -> None:
         protocol.write(json.dumps(message, default=str) + "\n")

@@ -315,3 +315,16 @@ def test_an_interrupted_block_by_block_write_says_so_and_resumes(tmp_path):
     np.testing.assert_array_equal(resumed.finalize()[...], truth)
     with pytest.raises(DestinationError, match="no interrupted write"):
         EmptySplitDataset(tmp_path, "ds", shape_full=SHAPE, shape_block=BLOCK, resume=True)
+
+
+def test_an_interrupted_write_missing_its_first_block_says_so(tmp_path):
+    """Blocks written out of order, the first one never: the error names the missing file and
+    says the write was interrupted (not 'numbered from 1')."""
+    truth = expected()
+    target = EmptySplitDataset(tmp_path, "ds", shape_full=SHAPE, shape_block=BLOCK,
+                               dtype=truth.dtype)
+    slices = dict(enumerate(s for _, s in target.slices()))
+    for n in (4, 5, 6):
+        target.save_block_data(n, truth[slices[n]])
+    with pytest.raises(SplitDatasetError, match="0000.h5 is missing.*interrupted.*resume=True"):
+        SplitDataset(tmp_path / "ds")
