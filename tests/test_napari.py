@@ -182,3 +182,13 @@ def test_the_region_on_the_canvas_saves_as_a_crop_that_knows_its_origin(viewer, 
 def test_the_save_crop_widget_docks(viewer):
     widget, _ = viewer.window.add_plugin_dock_widget(PLUGIN, "Save crop")
     assert widget is not None
+
+
+@pytest.mark.parametrize("name", ["sd_2d", "sd_5d", "jl_one_based", "sd_padded", "fimpy_extras"])
+def test_every_layout_and_number_of_axes_opens_lazily(viewer, name):
+    ds, array = open_fixture(name)
+    layer = viewer.open(str(ds.root), plugin=PLUGIN)[0]
+    assert layer.data.shape == array.shape and not isinstance(layer.data, np.ndarray)
+    step = tuple(size // 2 for size in array.shape[:-2]) + (0, 0)
+    viewer.dims.current_step = step
+    np.testing.assert_array_equal(np.squeeze(displayed(layer)), array[step[:-2]])
