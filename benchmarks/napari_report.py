@@ -51,10 +51,8 @@ it by file path, in a virtualenv without this package.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -100,23 +98,9 @@ def start_display() -> subprocess.Popen | None:
         os.environ["DISPLAY"] = shared
         return None
 
-    def end_with_parent():  # PR_SET_PDEATHSIG: SIGTERM when this process exits
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    from split_dataset.tools.display import start_xvfb  # not in the 0.4.x venv: after the check
 
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
-         "tcp", "-noreset"],
-        pass_fds=(write_end,), preexec_fn=end_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as ready:  # Xvfb writes its display number once it is ready
-        number = ready.readline().strip()
-    if not number:
-        raise RuntimeError("Xvfb did not start (apt-get install xvfb)")
-    os.environ["DISPLAY"] = f":{number}"
-    return server
+    return start_xvfb()
 
 
 # --- what can lie ----------------------------------------------------------------------------

@@ -15,12 +15,7 @@ plane, 2-D view, and saves the whole window (``viewer.screenshot(canvas_only=Fal
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,28 +25,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SHAPE = (20, 8, 512, 768)
 WINDOW = (1200, 800)
-
-
-def start_xvfb() -> subprocess.Popen:
-    """A private X server for Qt (its offscreen platform has no OpenGL), ended with us."""
-
-    def end_with_parent():  # PR_SET_PDEATHSIG: SIGTERM when this process exits
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
-         "tcp", "-noreset"],
-        pass_fds=(write_end,), preexec_fn=end_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as ready:  # Xvfb writes its display number once it is ready
-        number = ready.readline().strip()
-    if not number:
-        sys.exit("Xvfb did not start (apt-get install xvfb)")
-    os.environ["DISPLAY"] = f":{number}"
-    return server
 
 
 def write_recording(folder: Path) -> None:
@@ -71,11 +44,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(HERE / "napari.png"))
     args = parser.parse_args(argv)
 
+    from split_dataset.tools.display import prepare_qt_environment, start_xvfb
+
     scratch = Path(tempfile.mkdtemp(prefix="split_dataset-screenshot-"))
-    os.environ["NAPARI_CONFIG"] = str(scratch / "napari-settings.yaml")
-    (scratch / "xdg-runtime").mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(scratch / "xdg-runtime")
-    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    prepare_qt_environment()
     server = start_xvfb()
     try:
         recording = scratch / "original"

@@ -14,6 +14,8 @@
 #     --wheel-blosc2   link the blosc2 wheel's libblosc2.a (not instrumented) instead of
 #                      building c-blosc2 with ASan: faster, needs no cmake and no download
 #     --keep-scratch   keep the scratch directory also when everything passes
+#     --with-napari    also run tests/test_napari.py (Qt's libxkbcommon-x11 trips ASan: the
+#                      run aborts there; left out by default)
 #
 # What it does, without touching the checkout (no build, no pip install in it or in .venv):
 #   1. copies the working tree (git-tracked files plus untracked, not-ignored ones, i.e. the
@@ -83,12 +85,14 @@ fuzz_trials=""
 blosc2_mode=asan
 keep_scratch=0
 pytest_args=()
+with_napari=0
 while (($#)); do
     case $1 in
         --fuzz) [[ $# -ge 2 ]] || die "--fuzz needs a number"; fuzz_trials=$2; shift 2 ;;
         --fuzz=*) fuzz_trials=${1#--fuzz=}; shift ;;
         --wheel-blosc2) blosc2_mode=wheel; shift ;;
         --keep-scratch) keep_scratch=1; shift ;;
+        --with-napari) with_napari=1; shift ;;
         --) shift; pytest_args+=("$@"); break ;;
         *) pytest_args+=("$1"); shift ;;
     esac
@@ -299,6 +303,12 @@ for module in (reader, planner):
         sys.exit(f"asan.sh: {module.__name__} is not the scratch build")
 EOF
 
+# The napari viewer tests run Qt, whose X11 keyboard library (libxkbcommon-x11, not ours) trips
+# ASan as Qt connects to the display, which aborts the whole pytest process: left out unless
+# --with-napari. Their Python reader code reaches our extensions as every other test does.
+if ((!with_napari)); then
+    pytest_args=(--ignore=tests/test_napari.py "${pytest_args[@]}")
+fi
 say "pytest ${pytest_args[*]:-} (with ${asan_env[0]})"
 set +e
 run_asan "$PY" -m pytest "${pytest_args[@]}" 2>&1 | tee "$SCRATCH/pytest.log"

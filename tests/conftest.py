@@ -31,47 +31,22 @@ def planner(request, monkeypatch):
 
 def pytest_configure(config):
     """Before any Qt application exists: Qt on X11 (its offscreen platform has no OpenGL),
-    napari's settings kept out of the user's, and no warnings about a missing runtime dir."""
-    import tempfile
+    napari's settings kept out of the user's."""
+    from split_dataset.tools.display import prepare_qt_environment
 
-    scratch = tempfile.mkdtemp(prefix="split_dataset-tests-")
-    os.environ.setdefault("NAPARI_CONFIG", os.path.join(scratch, "napari-settings.yaml"))
-    runtime = os.path.join(scratch, "xdg-runtime")
-    os.makedirs(runtime, mode=0o700)
-    os.environ.setdefault("XDG_RUNTIME_DIR", runtime)
-    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    prepare_qt_environment()
 
 
 @pytest.fixture(scope="session")
 def xvfb_display():
-    """A private X server (Xvfb, from Debian's packages; .ci/run installs it) for the session.
-    It picks a free display number itself and ends with the test process."""
-    import ctypes
+    """A private X server (Xvfb; .ci/run installs it) for the session's napari tests."""
     import shutil
-    import signal
-    import subprocess
+
+    from split_dataset.tools.display import start_xvfb
 
     if shutil.which("Xvfb") is None:
         pytest.fail("the napari tests need Xvfb: apt-get install xvfb (see .ci/run)")
-
-    def end_with_parent():  # PR_SET_PDEATHSIG: SIGTERM when pytest exits
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-    read_end, write_end = os.pipe()
-    subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
-         "tcp", "-noreset"],
-        pass_fds=(write_end,), preexec_fn=end_with_parent,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as ready:  # Xvfb writes its display number once it is ready
-        number = ready.readline().strip()
-    if not number:
-        pytest.fail("Xvfb did not start")
-    os.environ["DISPLAY"] = f":{number}"
-    # Not stopped here: Qt's application outlives session fixtures, and a vanished X server
-    # makes it exit with an error. It ends with the test process.
+    start_xvfb()
     return os.environ["DISPLAY"]
 
 
