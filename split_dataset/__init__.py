@@ -18,6 +18,7 @@ from .errors import (
     NotASplitDatasetError,
     SplitDatasetError,
 )
+from .export import export
 from .inspection import describe, verify
 from .metadata import Origin
 from .streaming import SplitDatasetWriter
@@ -46,6 +47,7 @@ __all__ = [
     "NotASplitDatasetError",
     "SplitDatasetError",
     "describe",
+    "export",
     "get_default_threads",
     "set_default_threads",
     "verify",
