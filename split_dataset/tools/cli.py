@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,46 +42,134 @@ def _shape_argument(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _chunks_argument(text: str) -> str | tuple[int, ...]:
+    return text if text in ("planes", "blocks") else _shape_argument(text)
+
+
 def _convert(args: argparse.Namespace) -> int:
     import time
     from contextlib import ExitStack
 
     from ..destination import check_not_source
-    from ..writer import save_to_split_dataset
+    from ..export import SPLIT_DATASET, format_of
     from .sources import open_source
 
     destination = Path(args.destination)
+    try:
+        chosen = format_of(destination, args.to)
+    except ValueError as error:
+        raise SplitDatasetError(str(error)) from None
     source_path = Path(
         args.source.rsplit(":", 1)[0] if not Path(args.source).exists() else args.source
     )
     check_not_source(destination, [source_path])
+    if chosen != SPLIT_DATASET:
+        _refuse_split_dataset_options(args, chosen)
+    elif args.pyramid or args.chunks or args.space_unit:
+        raise SplitDatasetError("--pyramid, --chunks and --space-unit apply to OME formats")
     with ExitStack() as stack:
         source = open_source(args.source, stack)
-        shape = tuple(source.shape)
-        if args.block_shape:
-            block = args.block_shape
-        elif args.frames_per_file:
-            block = (args.frames_per_file,) + shape[1:]
-        else:
-            block = tuple(getattr(source, "shape_block", None) or (1,) + shape[1:])
-        if len(block) != len(shape):
-            raise SplitDatasetError(f"block shape {block} does not fit the source shape {shape}")
-        compression = None if args.compression == "none" else args.compression
         started = time.perf_counter()
-        written = save_to_split_dataset(
-            source,
-            destination.parent,
-            block_size=block,
-            prefix=destination.name,
-            compression=compression,
-            compression_level=args.level,
-            chunk_shape=args.chunk_shape,
-            progress=sys.stderr.isatty(),
-            threads=args.threads,
-            overwrite=args.overwrite,
-            resume=args.resume,
-        )
+        if chosen == SPLIT_DATASET and not _has_channels(source):
+            return _convert_to_split_dataset(args, source, destination, started)
+        _export(args, source, destination, chosen)
         elapsed = time.perf_counter() - started
+        raw = int(np.prod(source.shape)) * np.dtype(source.dtype).itemsize
+    print(
+        f"wrote {destination} ({chosen}): shape {tuple(source.shape)} {np.dtype(source.dtype)}, "
+        f"{raw / 1e6 / max(elapsed, 1e-9):.0f} MB/s"
+    )
+    return 0
+
+
+def _has_channels(source: object) -> bool:
+    """A recording's channels (or an OME image's ``c`` axis): saved as one dataset each."""
+    return getattr(source, "names", None) is not None or (
+        getattr(source, "channel_axis", None) is not None
+    )
+
+
+def _refuse_split_dataset_options(args: argparse.Namespace, chosen: str) -> None:
+    given = [
+        flag
+        for flag, value in (
+            ("--block-shape", args.block_shape),
+            ("--frames-per-file", args.frames_per_file),
+            ("--compression", args.compression),
+            ("--chunk-shape", args.chunk_shape),
+            ("--resume", args.resume),
+        )
+        if value
+    ]
+    if given:
+        raise SplitDatasetError(f"{', '.join(given)}: for split datasets, not {chosen}")
+
+
+def _export(args: argparse.Namespace, source: object, destination: Path, chosen: str) -> None:
+    from ..export import SPLIT_DATASET, export
+
+    if chosen == SPLIT_DATASET:  # a recording's channels, one split dataset each
+        options = _split_dataset_options(args, source, with_block=False)
+    else:
+        options = dict(pyramid=args.pyramid, space_unit=args.space_unit)
+        if args.level is not None:
+            options["compression_level"] = args.level
+        if args.chunks:
+            options["chunks"] = args.chunks
+    export(
+        source,
+        destination,
+        chosen,
+        overwrite=args.overwrite,
+        threads=args.threads,
+        progress=sys.stderr.isatty(),
+        **options,
+    )
+
+
+def _split_dataset_options(
+    args: argparse.Namespace, source: Any, with_block: bool = True
+) -> dict[str, Any]:
+    compression = args.compression or "blosc"
+    options = dict(
+        compression=None if compression == "none" else compression,
+        compression_level=args.level,
+        chunk_shape=args.chunk_shape,
+        resume=args.resume,
+    )
+    if args.block_shape:
+        options["block_size"] = args.block_shape
+    elif args.frames_per_file:
+        options["block_size"] = (args.frames_per_file,) + tuple(source.shape[1:])
+    elif with_block:
+        shape = tuple(source.shape)
+        options["block_size"] = tuple(getattr(source, "shape_block", None) or (1,) + shape[1:])
+    return options
+
+
+def _convert_to_split_dataset(
+    args: argparse.Namespace, source: Any, destination: Path, started: float
+) -> int:
+    import time
+
+    from ..writer import save_to_split_dataset
+
+    shape = tuple(source.shape)
+    options = _split_dataset_options(args, source)
+    if len(options["block_size"]) != len(shape):
+        raise SplitDatasetError(
+            f"block shape {options['block_size']} does not fit the source shape {shape}"
+        )
+    written = save_to_split_dataset(
+        source,
+        destination.parent,
+        prefix=destination.name,
+        progress=sys.stderr.isatty(),
+        threads=args.threads,
+        overwrite=args.overwrite,
+        **options,
+    )
+    elapsed = time.perf_counter() - started
     stored = sum(p.stat().st_size for p in written.root.glob("*.h5"))
     raw = written.nbytes
     print(
@@ -121,14 +210,32 @@ def _view(args: argparse.Namespace) -> int:
             'viewing needs napari and a Qt backend: pip install "split_dataset[napari]"'
         ) from None
     from ..napari.reader import recording_folder
+    from .sources import is_ome_zarr
 
     path = Path(args.path)
+    if is_ome_zarr(path):  # napari's own zarr reader, at the image's physical scale
+        viewer = napari.Viewer()
+        viewer.open(str(path), plugin="napari", **ome_zarr_layer_options(path))
+        napari.run()
+        return 0
     if recording_folder(path) is None:
         raise SplitDatasetError(f"{path}: not a split dataset, nor a folder of its channels")
     viewer = napari.Viewer()
     viewer.open(str(path), plugin="split_dataset")
     napari.run()
     return 0
+
+
+def ome_zarr_layer_options(path: Path) -> dict[str, Any]:
+    """napari layer options for an OME-Zarr image: its physical scale, a crop's translation,
+    axis labels (napari's builtin zarr reader reads the arrays, not the NGFF metadata)."""
+    from ..export import describe, read_ome_zarr
+
+    description = describe(read_ome_zarr(path))
+    options: dict[str, Any] = dict(scale=description.scale, axis_labels=tuple(description.axes))
+    if description.translation is not None:
+        options["translate"] = description.translation
+    return options
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -154,11 +261,41 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_verify)
     convert = commands.add_parser(
         "convert",
-        help="write a split dataset, a .npy, an HDF5 dataset (file.h5:key), a TIFF stack or a "
-        "zarr array as a (re-blocked, recompressed) split dataset",
+        help="write a split dataset (or a recording's folder of channels), a .npy, an HDF5 "
+        "dataset (file.h5:key), a TIFF stack, a zarr array or an OME-Zarr image as a "
+        "(re-blocked, recompressed) split dataset, an OME-Zarr image, an OME-TIFF or a .npy",
     )
     convert.add_argument("source")
-    convert.add_argument("destination", help="folder of the new dataset")
+    convert.add_argument(
+        "destination",
+        help="a folder name without a suffix (split dataset), or NAME.ome.zarr / .zarr, "
+        "NAME.ome.tif / .tif, NAME.npy",
+    )
+    convert.add_argument(
+        "--to",
+        default=None,
+        choices=["split-dataset", "ome-zarr", "ome-tiff", "npy"],
+        help="the output format (default: from the destination's name)",
+    )
+    convert.add_argument(
+        "--pyramid",
+        type=int,
+        default=0,
+        help="OME-Zarr: this many extra levels, each 2x smaller along y and x",
+    )
+    convert.add_argument(
+        "--chunks",
+        type=_chunks_argument,
+        default=None,
+        help="OME-Zarr chunks: planes (default: one plane of y, x per chunk, for viewers), "
+        "blocks (the source's), or a shape such as 1,1,512,512",
+    )
+    convert.add_argument(
+        "--space-unit",
+        default=None,
+        help="OME formats: the unit of the resolution (e.g. micrometer); split datasets do "
+        "not record it",
+    )
     convert.add_argument(
         "--block-shape",
         type=_shape_argument,
@@ -173,10 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument(
         "--compression",
-        default="blosc",
+        default=None,
         choices=["blosc", "blosc:lz4", "blosc:zstd", "blosc:lz4hc", "zlib", "none"],
     )
-    convert.add_argument("--level", type=int, default=None, help="compression level")
+    convert.add_argument(
+        "--level", type=int, default=None, help="compression level (OME-Zarr: zstd's)"
+    )
     convert.add_argument(
         "--chunk-shape",
         type=_shape_argument,
@@ -219,9 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--quick", action="store_true", help="fewer settings")
     tune.set_defaults(run=_tune)
     view = commands.add_parser(
-        "view", help="open napari on a recording (a dataset folder, or a folder of channels)"
+        "view",
+        help="open napari on a recording (a dataset folder, or a folder of channels), or on an "
+        "OME-Zarr image (napari's builtin reader, at the image's physical scale)",
     )
-    view.add_argument("path", help="the recording's folder, or its stack_metadata.json")
+    view.add_argument(
+        "path", help="the recording's folder, its stack_metadata.json, or an .ome.zarr"
+    )
     view.set_defaults(run=_view)
     demo = commands.add_parser(
         "demo", help="write an example recording, read it back in several ways, time it"
