@@ -18,7 +18,7 @@ from .errors import (
     NotASplitDatasetError,
     SplitDatasetError,
 )
-from .export import export
+from .exports import export
 from .inspection import describe, verify
 from .metadata import Origin
 from .streaming import SplitDatasetWriter

@@ -16,9 +16,10 @@ import zarr
 from format_fixtures import FIXTURES, fixture_manifest, open_fixture
 
 from split_dataset import DestinationError, SplitDataset, export, open_recording
-from split_dataset.export import describe, format_of, read_ome_tiff, read_ome_zarr
-from split_dataset.export import regions as export_regions
-from split_dataset.export.pyramid import downsample
+from split_dataset.exports import describe_image, format_of, read_ome_tiff, read_ome_zarr
+from split_dataset.exports import regions as export_regions
+from split_dataset.exports.pyramid import downsample
+from split_dataset.exports.zarr_chunks import direct_layout
 from split_dataset.tools.cli import main
 from split_dataset.writer import save_to_split_dataset
 
@@ -64,6 +65,7 @@ def test_every_fixture_to_ome_zarr(name, tmp_path):
     array = group["0"]
     np.testing.assert_array_equal(array[...], truth)
     assert array.dtype == truth.dtype and array.metadata.zarr_format == 3
+    assert direct_layout(array)  # the chunks were written by our threads, read here by zarr
     assert array.metadata.codecs[-1].to_dict()["configuration"]["cname"] == "zstd"
     attributes = group_attributes(out)
     ngff_validator().validate(attributes)
@@ -84,7 +86,7 @@ def test_every_fixture_to_ome_tiff(name, tmp_path):
     with tifffile.TiffFile(out) as tiff:
         assert tiff.is_ome
         pixels = ElementTree.fromstring(tiff.ome_metadata).find(f".//{OME}Pixels")
-    axes = describe(ds).axes
+    axes = describe_image(ds).axes
     assert pixels.get("DimensionOrder").startswith("XY")
     for letter, step in zip(axes, ds.resolution):
         if letter in "zyx":

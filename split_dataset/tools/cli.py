@@ -51,7 +51,7 @@ def _convert(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from ..destination import check_not_source
-    from ..export import SPLIT_DATASET, format_of
+    from ..exports import SPLIT_DATASET, format_of
     from .sources import open_source
 
     destination = Path(args.destination)
@@ -106,7 +106,7 @@ def _refuse_split_dataset_options(args: argparse.Namespace, chosen: str) -> None
 
 
 def _export(args: argparse.Namespace, source: object, destination: Path, chosen: str) -> None:
-    from ..export import SPLIT_DATASET, export
+    from ..exports import SPLIT_DATASET, export
 
     if chosen == SPLIT_DATASET:  # a recording's channels, one split dataset each
         options = _split_dataset_options(args, source, with_block=False)
@@ -229,9 +229,9 @@ def _view(args: argparse.Namespace) -> int:
 def ome_zarr_layer_options(path: Path) -> dict[str, Any]:
     """napari layer options for an OME-Zarr image: its physical scale, a crop's translation,
     axis labels (napari's builtin zarr reader reads the arrays, not the NGFF metadata)."""
-    from ..export import describe, read_ome_zarr
+    from ..exports import describe_image, read_ome_zarr
 
-    description = describe(read_ome_zarr(path))
+    description = describe_image(read_ome_zarr(path))
     options: dict[str, Any] = dict(scale=description.scale, axis_labels=tuple(description.axes))
     if description.translation is not None:
         options["translate"] = description.translation

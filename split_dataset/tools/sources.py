@@ -27,7 +27,7 @@ def open_source(spec: str, stack: ExitStack) -> Any:
         path = Path(path_text)
     if path.is_dir():
         if is_ome_zarr(path):
-            from ..export import read_ome_zarr
+            from ..exports import read_ome_zarr
 
             return read_ome_zarr(path)
         if (path / "zarr.json").is_file() or (path / ".zarray").is_file():
@@ -92,7 +92,7 @@ def _tiff(path: Path) -> Any:
     with tifffile.TiffFile(path) as tiff:
         ome = tiff.is_ome
     if ome:
-        from ..export import read_ome_tiff
+        from ..exports import read_ome_tiff
 
         return read_ome_tiff(path)
     try:

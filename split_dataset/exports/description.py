@@ -114,7 +114,7 @@ def axis_names(metadata: StackMetadata) -> str:
     return DEFAULT_ORDERS[ndim]
 
 
-def describe(data: Any, space_unit: str | None = None) -> ImageDescription:
+def describe_image(data: Any, space_unit: str | None = None) -> ImageDescription:
     """The OME description of ``data``. ``space_unit`` (e.g. ``"micrometer"``): the unit of
     the resolution, which split datasets do not record; time is in seconds when the frequency
     is known."""

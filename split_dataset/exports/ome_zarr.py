@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from . import regions as regions_
-from .description import AXIS_TYPES, ImageDescription, describe
+from .description import AXIS_TYPES, ImageDescription, describe_image
 from .ngff import image_attributes
 from .pyramid import downsample, level_shape
+from .zarr_chunks import ChunkFiles, direct_layout
 
 # A plane chunk larger than this is cut into tiles of ``TILE`` (viewers load whole chunks).
 PLANE_CHUNK_BYTES = 4 * 2**20
@@ -58,7 +59,7 @@ def write_ome_zarr(
     *,
     chunks: Any = "planes",
     pyramid: int = 0,
-    compression_level: int = 5,
+    compression_level: int = 1,
     space_unit: str | None = None,
     threads: int | None = None,
     progress: bool = False,
@@ -73,7 +74,7 @@ def write_ome_zarr(
     import zarr
     from zarr.codecs import BloscCodec, BloscShuffle
 
-    description = description or describe(data, space_unit)
+    description = description or describe_image(data, space_unit)
     shape = tuple(int(s) for s in data.shape)
     dtype = np.dtype(data.dtype)
     base = chunk_shape(shape, dtype.itemsize, chunks, description.metadata.shape_block)
@@ -96,21 +97,33 @@ def write_ome_zarr(
                 compressors=compressor,
                 fill_value=0,
                 dimension_names=list(description.axes),
+                chunk_key_encoding={"name": "default", "separator": "/"},
             )
         )
+    stores: list[Any] = [
+        ChunkFiles(Path(path) / str(level), array) if direct_layout(array) else array
+        for level, array in enumerate(arrays)
+    ]
     # regions start where every level's chunks start: multiples of chunk * 2**(levels - 1)
     aligned = tuple(c * 2 ** (levels - 1) if a in halved else c for a, c in enumerate(base))
     region = regions_.region_shape(shape, aligned, dtype.itemsize)
 
+    def store(level: int, part: regions_.Region, block: np.ndarray) -> None:
+        target = stores[level]
+        if isinstance(target, ChunkFiles):
+            target.write(tuple(p.start for p in part), block)
+        else:
+            target[part] = block
+
     def write(part: regions_.Region, block: np.ndarray) -> None:
-        arrays[0][part] = block
+        store(0, part, block)
         for level in range(1, levels):
             block = downsample(block, halved)
             part = tuple(
                 slice(p.start // 2, p.start // 2 + block.shape[a]) if a in halved else p
                 for a, p in enumerate(part)
             )
-            arrays[level][part] = block
+            store(level, part, block)
 
     regions_.stream(data, regions_.regions(shape, region), write, threads, progress, "OME-Zarr")
     return description

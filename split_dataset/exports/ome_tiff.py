@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import regions as regions_
-from .description import ImageDescription, describe
+from .description import ImageDescription, describe_image
 
 # The split-dataset metadata rides along in a comment annotation of this namespace.
 METADATA_NAMESPACE = "split_dataset"
@@ -67,7 +67,7 @@ def write_ome_tiff(
     while the next is read (TIFF pages are written front to back, by one writer)."""
     import tifffile
 
-    description = description or describe(data, space_unit)
+    description = description or describe_image(data, space_unit)
     if set(description.axes) - set("tczyx"):
         raise ValueError(f"OME-TIFF takes axes t, c, z, y, x; this array has {description.axes}")
     shape = tuple(int(s) for s in data.shape)
