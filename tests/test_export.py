@@ -95,6 +95,29 @@ def test_every_fixture_to_ome_tiff(name, tmp_path):
             assert size is None or float(size) == step
 
 
+def test_a_tiff_beyond_classic_tiffs_reach_is_a_bigtiff(tmp_path, monkeypatch):
+    from split_dataset.exports import ome_tiff
+
+    ds, truth = open_fixture("sd_raw_4d")
+    small = export(ds, tmp_path / "small.ome.tif")
+    monkeypatch.setattr(ome_tiff, "BIGTIFF_BYTES", truth.nbytes - 1)
+    big = export(ds, tmp_path / "big.ome.tif")
+    with tifffile.TiffFile(small) as a, tifffile.TiffFile(big) as b:
+        assert not a.is_bigtiff and b.is_bigtiff and b.is_ome
+        np.testing.assert_array_equal(b.asarray(), truth)
+
+
+def test_any_array_exports_with_the_format_given(tmp_path):
+    array = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    out = export(array, tmp_path / "array.data", "npy")
+    np.testing.assert_array_equal(np.load(out), array)
+    image = read_ome_zarr(export(array, tmp_path / "array.zarr"))
+    assert image.axis_order is None and image.resolution == (None, None, None)  # not guessed
+    np.testing.assert_array_equal(image[...], array)
+    with pytest.raises(ValueError, match="pyramid levels"):
+        export(array, tmp_path / "array.npy", pyramid=1)
+
+
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_every_fixture_to_npy(name, tmp_path):
     ds, truth = open_fixture(name)
@@ -354,3 +377,20 @@ def test_napari_builtin_reader_opens_the_image_at_its_scale(tmp_path, crop):
     assert options["scale"] == (0.5, 2.0, 1.2, 0.4)
     assert options["translate"] == pytest.approx((1.0, 2.0, 2.4, 0.0))
     assert options["axis_labels"] == ("t", "z", "y", "x")
+
+
+def test_napari_opens_the_export_in_its_builtin_reader_at_the_right_scale(
+    make_napari_viewer, tmp_path, crop
+):
+    """The README's command, in a real viewer: ``split-dataset view crop.ome.zarr``."""
+    from split_dataset.tools.cli import ome_zarr_layer_options
+
+    view, truth = crop
+    out = export(view, tmp_path / "crop.ome.zarr", pyramid=1)
+    viewer = make_napari_viewer(show=False)
+    layer = viewer.open(str(out), plugin="napari", **ome_zarr_layer_options(out))[0]
+    assert layer.multiscale and len(layer.data) == 2
+    assert tuple(layer.scale) == pytest.approx((0.5, 2.0, 1.2, 0.4))
+    assert tuple(layer.translate) == pytest.approx((1.0, 2.0, 2.4, 0.0))
+    assert tuple(viewer.dims.axis_labels) == ("t", "z", "y", "x")
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), truth)

@@ -80,9 +80,8 @@ def write_ome_tiff(
         for block in regions_.in_order(data, parts, threads, progress):
             yield from block.reshape((-1,) + shape[-2:])
 
-    with tifffile.TiffWriter(
-        path, bigtiff=data.nbytes > BIGTIFF_BYTES if hasattr(data, "nbytes") else True, ome=True
-    ) as tiff:
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    with tifffile.TiffWriter(path, bigtiff=nbytes > BIGTIFF_BYTES, ome=True) as tiff:
         tiff.write(
             pages(),
             shape=shape,
