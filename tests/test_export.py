@@ -319,6 +319,10 @@ def test_an_export_never_writes_into_its_source(tmp_path):
         export(ds, tmp_path / "ds", "npy", overwrite=True)
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == sorted(
         p.name for p in (FIXTURES / "sd_2d").iterdir())
+    image = read_ome_zarr(export(ds, tmp_path / "image.ome.zarr"))
+    with pytest.raises(DestinationError, match="the source"):
+        export(image, tmp_path / "image.ome.zarr", overwrite=True)
+    np.testing.assert_array_equal(image[...], ds[...])
 
 
 @pytest.mark.parametrize("suffix", ["ome.zarr", "npy", "ome.tif"])

@@ -39,6 +39,8 @@ def _source_paths(data: Any) -> list[Path]:
     paths = source_paths(data)
     for dataset in getattr(data, "datasets", None) or ():  # a stack of channels
         paths.extend(source_paths(dataset))
+    if isinstance(data, ImportedImage) and data.path is not None:
+        paths.append(data.path)
     return paths
 
 

@@ -29,7 +29,9 @@ class ImportedImage(ArrayLike):
         metadata: StackMetadata,
         channel_names: tuple[str, ...] | None = None,
         fixed: tuple[int, int] | None = None,
+        path: Path | None = None,
     ) -> None:
+        self.path = path  # the file or folder read (never written over by an export)
         self._array = array
         self.metadata = metadata
         self.channel_names = channel_names
@@ -125,7 +127,7 @@ class ImportedImage(ArrayLike):
             origin=origin,
             extra={k: v for k, v in metadata.extra.items() if k != "channels"},
         )
-        return ImportedImage(self._array, channel, None, (axis, index))
+        return ImportedImage(self._array, channel, None, (axis, index), self.path)
 
     def channels(self) -> dict[str, ImportedImage]:
         """Each channel by name (its label, else its index)."""
@@ -147,7 +149,7 @@ def read_ome_zarr(path: str | Path) -> ImportedImage:
     metadata, _, names = read_image_attributes(
         attributes, tuple(array.shape), tuple(chunks), str(path)
     )
-    return ImportedImage(array, metadata, names)
+    return ImportedImage(array, metadata, names, path=Path(path))
 
 
 def read_ome_tiff(path: str | Path) -> ImportedImage:
@@ -171,7 +173,7 @@ def read_ome_tiff(path: str | Path) -> ImportedImage:
         if not isinstance(array, np.ndarray):  # a compressed TIFF: decoded whole (rare)
             array = np.asarray(array[...])
         array = array.reshape(metadata.shape_full)
-    return ImportedImage(array, metadata, names)
+    return ImportedImage(array, metadata, names, path=Path(path))
 
 
 _OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
