@@ -21,6 +21,7 @@ from .errors import (
 from .exports import export
 from .inspection import describe, verify
 from .metadata import Origin
+from .profiling import ReadProfile, profile_reads
 from .streaming import SplitDatasetWriter
 from .threads import get_default_threads, set_default_threads
 from .view import DatasetView
@@ -51,4 +52,6 @@ __all__ = [
     "get_default_threads",
     "set_default_threads",
     "verify",
+    "ReadProfile",
+    "profile_reads",
 ]

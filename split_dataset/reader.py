@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from .errors import BlockFileError, ChunkReadError
 from .file_cache import FileCache, OpenBlockFile
 from .file_layout import Codec, FileLayout
 from .planning import BlockPlan, ReadPlan, plan_blocks, plan_chunks
+from .profiling import ReadProfile, active_profile, page_faults, record_run
 from .selection import Term
 from .threads import effective_threads
 
@@ -23,6 +25,9 @@ from .threads import effective_threads
 # planning, so that they are running by the time the plan is.
 SMALL_PLAN_TASKS = 8
 EAGER_WAKE_BYTES = 4 << 20
+# A chunk missing from the page cache makes the reader ask the kernel for the chunks ahead
+# (posix_fadvise), so the disk reads while the cores decode. Off only to measure its effect.
+READ_AHEAD = True
 
 
 class BlockGrid:
@@ -161,6 +166,8 @@ def read_orthogonal(
     (benchmarks) reads and decodes the same chunks and leaves ``out`` alone: the ceiling.
     ``verify_checksums``: chunks whose CRC-32 our writer recorded are checked before decoding.
     """
+    profile = active_profile()
+    started = time.perf_counter() if profile is not None else 0.0
     n_threads = effective_threads(threads)
     if n_threads > 1 and out.nbytes >= EAGER_WAKE_BYTES:
         _chunk_reader.wake_pool(n_threads)  # helpers wake while we plan, not after
@@ -169,13 +176,17 @@ def read_orthogonal(
         return
     # Bound the files held open at once; each batch is planned and executed on its own.
     batch_size = cache.files_per_batch
-    options = ReadOptions(n_threads, background, decode_only, verify_checksums)
-    if len(block_plan.files) <= batch_size:
-        _read_batch(grid, cache, block_plan, out, options)
-        return
+    options = ReadOptions(n_threads, background, decode_only, verify_checksums, profile)
     for first in range(0, len(block_plan.files), batch_size):
-        batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
+        batch = block_plan
+        if len(block_plan.files) > batch_size:
+            batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
         _read_batch(grid, cache, batch, out, options)
+    if profile is not None:
+        profile.reads += 1
+        elapsed = time.perf_counter() - started
+        profile.wall_s += elapsed
+        profile.threads_s += elapsed
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,7 @@ class ReadOptions:
     background: bool = False  # prefetch: yield to foreground reads between chunks
     decode_only: bool = False  # benchmarks: read and decode, copy nothing
     verify_checksums: bool = False  # check the CRC-32 of chunks our writers recorded
+    profile: ReadProfile | None = None  # where the time goes (profiling.profile_reads)
 
 
 def _read_batch(
@@ -209,8 +221,21 @@ def _read_batch(
                 lazy.ensure(context.chunks_of_file(slot))
         context.background = options.background
         context.decode_only = options.decode_only
-        context.run(min(options.threads, plan.n_tasks), plan.n_tasks < SMALL_PLAN_TASKS)
+        context.read_ahead = READ_AHEAD
+        threads = min(options.threads, plan.n_tasks)
+        profile = options.profile
+        if profile is None:
+            context.run(threads, plan.n_tasks < SMALL_PLAN_TASKS)
+        else:
+            context.profile = True
+            faults, run_started = page_faults(), time.perf_counter()
+            context.run(threads, plan.n_tasks < SMALL_PLAN_TASKS)
+            run_s = time.perf_counter() - run_started
+            record_run(profile, context.timings(), run_s, options.threads, faults)
         if context.error_code:
             raise ChunkReadError(_describe_failure(context, plan, entries))
         if any(e.layout.codec == Codec.H5PY for e in entries) and not options.decode_only:
+            fallback_started = time.perf_counter()
             _read_with_h5py(context, plan, entries)
+            if profile is not None:
+                profile.fallback_s += time.perf_counter() - fallback_started

@@ -36,7 +36,10 @@ cdef extern from "blosc2.h" nogil:
 cdef extern from *:
     """
     #include <errno.h>
+    #include <fcntl.h>
     #include <pthread.h>
+    #include <sys/uio.h>
+    #include <time.h>
     #include <stdint.h>
     #include <stdlib.h>
     #include <unistd.h>
@@ -138,6 +141,58 @@ cdef extern from *:
         return 0;
     }
 
+    /* Reads what of the bytes the page cache holds right now, without waiting for the disk
+       (preadv2 RWF_NOWAIT: one syscall, like pread). Returns how many bytes it read, and sets
+       *miss when some were not cached: the reader's cue to read ahead. It cannot tell on
+       kernels or file systems without RWF_NOWAIT (never asked again), at end of file or on
+       an error: it returns 0 and the blocking pread that follows reports what is wrong. */
+    static int sd_nowait_unsupported = 0;
+    static int64_t sd_pread_cached(int fd, char *buffer, int64_t size, int64_t offset, int *miss) {
+        *miss = 0;
+    #ifdef RWF_NOWAIT
+        if (size > 0 && !__atomic_load_n(&sd_nowait_unsupported, __ATOMIC_RELAXED)) {
+            struct iovec vector = {buffer, (size_t)size};
+            ssize_t got;
+            do got = preadv2(fd, &vector, 1, (off_t)offset, RWF_NOWAIT); while (got < 0 && errno == EINTR);
+            if (got > 0) {
+                *miss = got < size;
+                return got;
+            }
+            if (got < 0 && errno == EAGAIN) *miss = 1;
+            else if (got < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL))
+                __atomic_store_n(&sd_nowait_unsupported, 1, __ATOMIC_RELAXED);
+        }
+    #endif
+        return 0;
+    }
+
+    /* Tell the kernel to start reading [offset, offset + length) into the page cache. */
+    static void sd_advise_willneed(int fd, int64_t offset, int64_t length) {
+        if (length > 0) posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_WILLNEED);
+    }
+
+    static int64_t sd_atomic_add(int64_t *slot, int64_t value) {
+        return __atomic_add_fetch(slot, value, __ATOMIC_RELAXED);
+    }
+    static int sd_claim_range(int64_t *slot, int64_t expected, int64_t wanted) {
+        return __atomic_compare_exchange_n(slot, &expected, wanted, 0, __ATOMIC_RELAXED,
+                                           __ATOMIC_RELAXED);
+    }
+    static int64_t sd_atomic_load(int64_t *slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
+    static void sd_set_flag(int *slot) { __atomic_store_n(slot, 1, __ATOMIC_RELAXED); }
+    static int sd_get_flag(int *slot) { return __atomic_load_n(slot, __ATOMIC_RELAXED); }
+
+    static int64_t sd_now_ns(void) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    }
+    static int64_t sd_thread_cpu_ns(void) {
+        struct timespec now;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+        return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    }
+
     static int64_t sd_next_task(int64_t *counter) {
         return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
     }
@@ -178,6 +233,15 @@ cdef extern from *:
     int sd_blosc_decode(const void* src, int32_t srcsize, void* dest, int32_t destsize) nogil
     int sd_thread_has_state() nogil
     int sd_pread_all(int fd, char* buffer, int64_t size, int64_t offset) nogil
+    int64_t sd_pread_cached(int fd, char* buffer, int64_t size, int64_t offset, int* miss) nogil
+    void sd_advise_willneed(int fd, int64_t offset, int64_t length) nogil
+    int64_t sd_atomic_add(int64_t* slot, int64_t value) nogil
+    int sd_claim_range(int64_t* slot, int64_t expected, int64_t wanted) nogil
+    int64_t sd_atomic_load(int64_t* slot) nogil
+    void sd_set_flag(int* slot) nogil
+    int sd_get_flag(int* slot) nogil
+    int64_t sd_now_ns() nogil
+    int64_t sd_thread_cpu_ns() nogil
     int64_t sd_next_task(int64_t* counter) nogil
     int sd_first_error(int* slot, int code) nogil
     int sd_load_error(int* slot) nogil
@@ -258,6 +322,12 @@ cdef enum:
     BLOSC1_FORMAT_VERSION = 2  # what every c-blosc 1.x writes, and the only one it reads
     BLOSC1_MAX_TYPESIZE = 255
     INT32_LIMIT = 0x7FFFFFFF
+    # On a page-cache miss, ask the kernel for the planned chunks of the files ahead until
+    # this many bytes are on their way (and always for the next file): the disk works while
+    # the cores decode. Chunks far apart are advised separately: a gap under READ_AHEAD_GAP
+    # is read along rather than costing another request.
+    READ_AHEAD_BYTES = 64 << 20
+    READ_AHEAD_GAP = 256 << 10
 
 
 def wake_pool(int threads, int64_t spin_us=200):
@@ -358,6 +428,9 @@ cdef struct FileInfo:
     int64_t grid_dims[MAX_DIMS]
     int64_t grid_stride[MAX_DIMS]
     int64_t chunk_stride[MAX_DIMS]
+    int64_t first_task  # the plan's tasks of this file: [first_task, first_task + n_tasks)
+    int64_t n_tasks  # (0 when they are not one run: then it is never read ahead)
+    int64_t planned_bytes  # stored bytes the plan reads from this file
 
 
 cdef class ReadContext:
@@ -386,6 +459,12 @@ cdef class ReadContext:
     cdef public bint decode_only  # benchmarks: read and decode every chunk, copy nothing
     cdef bint verify_checksums
     cdef object keep_alive
+    cdef public bint read_ahead  # on a page-cache miss, advise the kernel of the chunks ahead
+    cdef public bint profile  # count where the time goes (see ``timings``)
+    cdef int _missed  # a chunk was not in the page cache: read ahead from now on
+    cdef int64_t advised_until  # file slots below it have been advised (or passed)
+    cdef int64_t ns_io, ns_copy, ns_chunks, ns_busy, ns_cpu
+    cdef int64_t n_chunks, n_missed, n_threads
 
     def __cinit__(self):
         self.files = NULL
@@ -445,6 +524,8 @@ cdef class ReadContext:
         self.background = False
         self.decode_only = False
         self.verify_checksums = verify_checksums
+        self.read_ahead = True
+        self.profile = False
 
     cdef list _describe_file(self, FileInfo* info, int fd, layout):
         cdef int a
@@ -572,6 +653,8 @@ cdef class ReadContext:
 
         Returns when all tasks are done or one failed (see ``error_code``).
         """
+        if self.read_ahead:
+            self._index_files()
         if not self.background:
             sd_foreground_enter()
         try:
@@ -580,6 +663,44 @@ cdef class ReadContext:
         finally:
             if not self.background:
                 sd_foreground_leave()
+
+    cdef void _index_files(self) noexcept:
+        """Per file, the run of tasks that reads it and the stored bytes they read: what
+        ``_read_ahead`` advises. Called before the workers start (the chunk index is complete)."""
+        cdef Py_ssize_t t, n_tasks = self.task_file.shape[0]
+        cdef int64_t f, linear, seen
+        cdef FileInfo* info
+        for f in range(self.n_files):
+            self.files[f].first_task = -1
+            self.files[f].n_tasks = 0
+            self.files[f].planned_bytes = 0
+        for t in range(n_tasks):
+            info = &self.files[self.task_file[t]]
+            if info.first_task < 0:
+                info.first_task = t
+            info.n_tasks += 1
+            linear = self._chunk_linear(t, info)
+            if 0 <= linear < info.n_chunks and info.chunk_offset[linear] >= 0:
+                info.planned_bytes += info.chunk_size[linear]
+        for f in range(self.n_files):  # a file whose tasks are not one run is not read ahead
+            info = &self.files[f]
+            seen = 0
+            for t in range(info.first_task, info.first_task + info.n_tasks):
+                if t < 0 or t >= n_tasks or self.task_file[t] != f:
+                    break
+                seen += 1
+            if seen != info.n_tasks:
+                info.n_tasks = 0
+
+    def timings(self):
+        """Where the time of the last ``run`` went, summed over the threads that ran it (only
+        with ``profile`` set): nanoseconds waiting on pread (``io``), copying selected elements
+        into the output (``copy``), handling chunks in all (``chunks``: io + decode + copy),
+        inside the run loop (``busy``) and on the CPU (``cpu``); chunks handled, chunks that
+        missed the page cache, threads that joined."""
+        return dict(io_ns=self.ns_io, copy_ns=self.ns_copy, chunks_ns=self.ns_chunks,
+                    busy_ns=self.ns_busy, cpu_ns=self.ns_cpu, chunks=self.n_chunks,
+                    missed=self.n_missed, threads=self.n_threads)
 
     def scatter_decoded(self, int64_t task, const uint8_t[::1] decoded):
         """Copy a chunk that was decoded elsewhere (h5py fallback) into the output."""
@@ -592,21 +713,93 @@ cdef class ReadContext:
             self._scatter(task, info, <const char*>&decoded[0])
 
     cdef void _run(self) noexcept nogil:
-        cdef int64_t task, n_tasks = self.task_file.shape[0]
+        cdef int64_t task, n_tasks = self.task_file.shape[0], slot, previous_slot = -1
+        cdef int64_t started = 0, cpu_started = 0, chunk_started = 0
         cdef int code
         cdef FileInfo* info
+        if self.profile:
+            started, cpu_started = sd_now_ns(), sd_thread_cpu_ns()
         while sd_load_error(&self._error_code) == 0:
             task = sd_next_task(&self.next_task)
             if task >= n_tasks:
-                return
-            info = &self.files[self.task_file[task]]
+                break
+            slot = self.task_file[task]
+            info = &self.files[slot]
             if info.codec == H5PY:
                 continue
             if self.background:
                 sd_yield_to_foreground()
+            if slot != previous_slot and sd_get_flag(&self._missed):
+                self._read_ahead(slot)  # a new file: keep the disk ahead of the decoders
+            previous_slot = slot
+            if self.profile:
+                chunk_started = sd_now_ns()
             code = self._process(task, info)
+            if self.profile:
+                sd_atomic_add(&self.ns_chunks, sd_now_ns() - chunk_started)
+                sd_atomic_add(&self.n_chunks, 1)
             if code != 0 and sd_first_error(&self._error_code, code):
                 self.error_task = task
+        if self.profile:
+            sd_atomic_add(&self.ns_busy, sd_now_ns() - started)
+            sd_atomic_add(&self.ns_cpu, sd_thread_cpu_ns() - cpu_started)
+            sd_atomic_add(&self.n_threads, 1)
+
+    cdef int _pread(self, FileInfo* info, char* buffer, int64_t size, int64_t offset) noexcept nogil:
+        """pread from the page cache if the bytes are there; if not, first ask the kernel for
+        the chunks ahead (``_read_ahead``), then wait for these."""
+        cdef int miss = 0, status = 0
+        cdef int64_t got = 0, started = 0
+        if self.profile:
+            started = sd_now_ns()
+        if self.read_ahead:
+            got = sd_pread_cached(info.fd, buffer, size, offset, &miss)
+            if miss:
+                sd_atomic_add(&self.n_missed, 1)
+                sd_set_flag(&self._missed)
+                self._read_ahead(<int64_t>(info - self.files))
+        if got < size:
+            status = sd_pread_all(info.fd, buffer + got, size - got, offset + got)
+        if self.profile:
+            sd_atomic_add(&self.ns_io, sd_now_ns() - started)
+        return status
+
+    cdef void _read_ahead(self, int64_t slot) noexcept nogil:
+        """Advise the kernel of the planned chunks of files ``slot``, ``slot + 1``, ... until
+        READ_AHEAD_BYTES are ahead; each file is advised once, by whichever thread claims it."""
+        cdef int64_t advised = sd_atomic_load(&self.advised_until), claimed, ahead = 0, end, f
+        claimed = advised if advised > slot else slot  # files behind are being read already
+        for f in range(slot, claimed):
+            ahead += self.files[f].planned_bytes
+        end = claimed
+        while end < self.n_files and (end <= slot + 1 or ahead < READ_AHEAD_BYTES):
+            ahead += self.files[end].planned_bytes
+            end += 1
+        if end <= claimed:
+            return
+        if not sd_claim_range(&self.advised_until, advised, end):
+            return  # another thread is advising them
+        for f in range(claimed, end):
+            self._advise_file(&self.files[f])
+
+    cdef void _advise_file(self, FileInfo* info) noexcept nogil:
+        """posix_fadvise(WILLNEED) the stored bytes of the file's planned chunks, nearby
+        chunks merged into one request."""
+        cdef int64_t t, linear, offset, size, run_start = -1, run_end = -1
+        for t in range(info.first_task, info.first_task + info.n_tasks):
+            linear = self._chunk_linear(t, info)
+            if linear < 0 or linear >= info.n_chunks or info.chunk_offset[linear] < 0:
+                continue
+            offset, size = info.chunk_offset[linear], info.chunk_size[linear]
+            if run_start >= 0 and run_start <= offset <= run_end + READ_AHEAD_GAP:
+                if offset + size > run_end:
+                    run_end = offset + size
+                continue
+            if run_start >= 0:
+                sd_advise_willneed(info.fd, run_start, run_end - run_start)
+            run_start, run_end = offset, offset + size
+        if run_start >= 0:
+            sd_advise_willneed(info.fd, run_start, run_end - run_start)
 
     cdef int64_t _chunk_linear(self, int64_t task, FileInfo* info) noexcept nogil:
         cdef int64_t linear = 0
@@ -647,7 +840,7 @@ cdef class ReadContext:
     cdef int _read_stored(self, FileInfo* info, int64_t linear, int64_t offset, int64_t size,
                           char* target) noexcept nogil:
         """pread a chunk's stored bytes whole into ``target``, checksum checked if asked."""
-        cdef int status = sd_pread_all(info.fd, target, size, offset)
+        cdef int status = self._pread(info, target, size, offset)
         if status < 0:
             self.error_detail = -status
             return READ_FAILED
@@ -765,7 +958,7 @@ cdef class ReadContext:
             if decoded == NULL:
                 return OUT_OF_MEMORY
             memset(decoded, 0, info.chunk_nbytes)
-            self._scatter(task, info, decoded)
+            self._copy_out(task, info, decoded)
             return 0
         if target != NULL:
             return self._decode(info, linear, offset, size, info.chunk_mask[linear], target)
@@ -777,7 +970,7 @@ cdef class ReadContext:
         else:
             status = self._decode(info, linear, offset, size, info.chunk_mask[linear], decoded)
         if status == 0 and not self.decode_only:
-            self._scatter(task, info, decoded)
+            self._copy_out(task, info, decoded)
         return status
 
     cdef int _read_selected_span(self, int64_t task, FileInfo* info, int64_t offset,
@@ -798,11 +991,19 @@ cdef class ReadContext:
         if last > size:
             self.error_detail = size
             return WRONG_STORED_SIZE
-        status = sd_pread_all(info.fd, chunk + first, last - first, offset + first)
+        status = self._pread(info, chunk + first, last - first, offset + first)
         if status < 0:
             self.error_detail = -status
             return READ_FAILED
         return TRUNCATED if status == 1 else 0
+
+    cdef void _copy_out(self, int64_t task, FileInfo* info, const char* chunk) noexcept nogil:
+        cdef int64_t started = 0
+        if self.profile:
+            started = sd_now_ns()
+        self._scatter(task, info, chunk)
+        if self.profile:
+            sd_atomic_add(&self.ns_copy, sd_now_ns() - started)
 
     cdef void _scatter(self, int64_t task, FileInfo* info, const char* chunk) noexcept nogil:
         """Copy the task's selected elements from a decoded chunk to the output."""

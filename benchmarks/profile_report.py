@@ -1,0 +1,258 @@
+"""Where the time of each read goes, and what reading ahead does for cold files.
+
+    python benchmarks/profile_report.py --out benchmarks/RESULTS_profile.md
+
+Hot page cache, per variant and workload: the median time of ``ds[sel]`` on 2 threads (fresh
+output, and ``out=`` a reused buffer), its share of the decode ceiling measured in the same
+run (``split_dataset.tools.ceiling``), and from ``split_dataset.profile_reads`` the share of
+the cores' time spent planning, in pread (copying out of the page cache), decoding, copying
+into the output, idle, and the page faults (first touch of the output).
+
+Cold (pages dropped before every read): the reader with read-ahead (a chunk missing from the
+page cache makes it posix_fadvise the planned chunks ahead) against the same reader with it
+off, interleaved, and both against the two limits measured in the same run: reading the
+same stored bytes cold (pread, 1 and 2 threads) and decoding them (2 threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if __package__ in (None, ""):
+    sys.path.insert(1, str(HERE.parent))
+
+import data  # noqa: E402
+import machine  # noqa: E402
+import numpy as np  # noqa: E402
+
+from split_dataset import SplitDataset, profile_reads, reader  # noqa: E402
+from split_dataset.tools import ceiling, measure  # noqa: E402
+from split_dataset.tools import workloads as wl  # noqa: E402
+from split_dataset.tools.readers import PackageReader  # noqa: E402
+
+HOT_WORKLOADS = ("plane", "volume", "zcol", "roi", "stride", "fancy", "full")
+COLD_WORKLOADS = ("volume", "zcol", "full")
+THREADS = 2
+
+
+class ReadAheadReader(PackageReader):
+    """The package with reading ahead on or off (``reader.READ_AHEAD``) for its reads."""
+
+    def __init__(self, folder: Path, threads: int, read_ahead: bool) -> None:
+        super().__init__(folder, threads)
+        self.read_ahead = read_ahead
+
+    def read(self, index: tuple) -> np.ndarray:
+        saved, reader.READ_AHEAD = reader.READ_AHEAD, self.read_ahead
+        try:
+            return super().read(index)
+        finally:
+            reader.READ_AHEAD = saved
+
+
+def profiled(ds: SplitDataset, selections: list, files=None) -> dict:
+    """One pass over the selections with a profile on (cold: pages dropped before each)."""
+    with profile_reads() as profile:
+        for index in selections:
+            if files:
+                wl.drop_cache(files)
+            ds[index]
+    return dict(
+        shares=profile.shares(),
+        minor_faults=profile.minor_faults / profile.reads,
+        chunks=profile.chunks / profile.reads,
+        missed=profile.missed_chunks / profile.reads,
+        cpu_per_busy=profile.cpu_s / profile.busy_s if profile.busy_s else 0.0,
+    )
+
+
+def hot(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
+    wl.warm_cache(data.block_files(folder))
+    readers = {
+        "fresh": PackageReader(folder, THREADS),
+        "out=": PackageReader(folder, THREADS, reuse_out=True),
+    }
+    ds = readers["fresh"].ds
+    out = {}
+    for name in HOT_WORKLOADS:
+        workload = workloads[name]
+        results = wl.run_workload(readers, workload, array)
+        chunks = measure.chunk_set(ds, workload)
+        ceil = ceiling.measure_ceiling(chunks, reps=reps)
+        measure.evaluate(ds, workload, ceil, results, {"fresh": THREADS, "out=": THREADS})
+        out[name] = dict(
+            results=results, ceiling=ceil, profile=profiled(ds, workload.selections[:reps])
+        )
+        gc.collect()
+    for r in readers.values():
+        r.close()
+    return out
+
+
+def cold(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
+    files = data.block_files(folder)
+    readers = {
+        "read-ahead": ReadAheadReader(folder, THREADS, True),
+        "no read-ahead": ReadAheadReader(folder, THREADS, False),
+    }
+    ds = readers["read-ahead"].ds
+    out = {}
+    for name in COLD_WORKLOADS:
+        workload = workloads[name].first(reps)
+        results = wl.run_workload(readers, workload, array, files, cold=True)
+        chunks = measure.chunk_set(ds, workload)
+        limits = ceiling.measure_cold_pread(chunks, reps=3)
+        hot_rates = ceiling.measure_ceiling(chunks, reps=3, threads=(THREADS,))
+        decode_rate = hot_rates.get(f"decode{THREADS}_rate", float("inf"))
+        disk_s = chunks.stored / max(limits.get("pread1_rate", 0), limits.get("pread2_rate", 0))
+        decode_s = chunks.decoded / decode_rate
+        per_selection = len(measure._distinct(workload.selections))
+        out[name] = dict(
+            results=results,
+            disk_s=disk_s / per_selection,
+            decode_s=decode_s / per_selection,
+            limits=limits,
+            profile=profiled(ds, workload.selections[:2], files),
+        )
+        gc.collect()
+    for r in readers.values():
+        r.close()
+    return out
+
+
+def render(report: dict) -> str:
+    lines: list[str] = []
+    add = lines.append
+    info = report["machine"]
+    add("# Where the time goes (reads)")
+    add("")
+    add(
+        f"Generated by `python benchmarks/profile_report.py` on {report['date']}; "
+        f"{report['wall']:.1f} min. Rules: `shared/BENCHMARKS.md`; all figures of a table come "
+        "from the same run. Machine: "
+        f"{info['cpu']}, {info['nproc']} cores, load {report['load_start']} at the start, "
+        f"{report['load_end']} at the end. Data: shape {tuple(report['shape'])} uint16 "
+        "(`benchmarks/data.py`)."
+    )
+    add("")
+    add("## Hot page cache, 2 threads")
+    add("")
+    add(
+        "*% ceiling* = the decode-only ceiling of the same chunks measured in this run "
+        "(2 × the 1-core decode rate, capped by the page-cache pread rate) / our median; "
+        "*% measured 2-core* uses the rate 2 decoding threads reached in this run. Shares of "
+        "the cores' time (2 × wall) from `split_dataset.profile_reads`, one profiled pass "
+        "with a fresh output: *plan* = the calling thread outside the compiled reader "
+        "(selection, planning, chunk index, allocation), *pread* = copying stored bytes out "
+        "of the page cache, *decode*, *copy* = selected elements into the output (chunks "
+        "not decoded in place), *idle* = a core with nothing to do (waiting for the other "
+        "thread to finish, or a helper not woken for a small read). Page faults per read "
+        "are the first touch of the fresh output (decoding threads pay them)."
+    )
+    add("")
+    add(
+        "| data | workload | ms fresh | ms out= | % ceiling fresh / out= | % measured 2-core "
+        "fresh | plan | pread | decode | copy | idle | page faults / read |"
+    )
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, per_workload in report["hot"].items():
+        for name, entry in per_workload.items():
+            fresh, reused = entry["results"]["fresh"], entry["results"]["out="]
+            s = entry["profile"]["shares"]
+            add(
+                f"| {key} | {name} | {fresh['median'] * 1e3:.3g} | {reused['median'] * 1e3:.3g} "
+                f"| {fresh.get('pct_ceiling', float('nan')):.0f}% / "
+                f"{reused.get('pct_ceiling', float('nan')):.0f}% "
+                f"| {fresh.get('pct_measured', float('nan')):.0f}% "
+                f"| {s['planning']:.0%} | {s['io']:.0%} | {s['decode']:.0%} | {s['copy']:.0%} "
+                f"| {s['idle']:.0%} | {entry['profile']['minor_faults']:.0f} |"
+            )
+    add("")
+    add("## Cold page cache (pages dropped before every read), 2 threads")
+    add("")
+    add(
+        "*disk limit* = the same stored bytes read cold with pread in this run (the faster "
+        "of 1 and 2 threads); *decode limit* = the same chunks decoded from memory on 2 "
+        "threads; *% limit* = max(disk, decode) / our median. *missed* = chunks per read "
+        "that were not in the page cache when the reader asked for them (with read-ahead, "
+        "the rest had arrived in time)."
+    )
+    add("")
+    add(
+        "| data | workload | ms read-ahead | ms no read-ahead | speed-up | disk limit ms | "
+        "decode limit ms | % limit read-ahead / without | chunks / read | missed / read |"
+    )
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    for key, per_workload in report["cold"].items():
+        for name, entry in per_workload.items():
+            on = entry["results"]["read-ahead"]["median"]
+            off = entry["results"]["no read-ahead"]["median"]
+            limit = max(entry["disk_s"], entry["decode_s"])
+            p = entry["profile"]
+            add(
+                f"| {key} | {name} | {on * 1e3:.3g} | {off * 1e3:.3g} | {off / on:.2f}× "
+                f"| {entry['disk_s'] * 1e3:.3g} | {entry['decode_s'] * 1e3:.3g} "
+                f"| {100 * limit / on:.0f}% / {100 * limit / off:.0f}% "
+                f"| {p['chunks']:.0f} | {p['missed']:.0f} |"
+            )
+    add("")
+    add(
+        "Correct: every timed reader's check selection matched the array: "
+        + ("yes" if report["all_correct"] else "**NO**")
+        + "."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(data.SIZES), default="full")
+    parser.add_argument("--variants", default="blosc,lz4,raw")
+    parser.add_argument("--tpf", default="1,10")
+    parser.add_argument("--cold-variants", default="blosc,raw")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    variants = args.variants.split(",")
+    tpfs = tuple(int(t) for t in args.tpf.split(","))
+    array, paths = data.prepare(args.size, variants, tpfs)
+    shape = data.SIZES[args.size]
+    workloads = wl.make_workloads(shape, reps=args.reps, latency_samples=30)
+    report = dict(
+        date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        shape=shape,
+        machine=machine.machine_info(),
+        load_start=wl.loadavg(),
+        hot={},
+        cold={},
+    )
+    for (variant, tpf), folder in paths.items():
+        key = f"{variant} tpf={tpf}"
+        print(f"hot {key}", file=sys.stderr)
+        report["hot"][key] = hot(folder, array, workloads, args.reps)
+        if variant in args.cold_variants.split(","):
+            print(f"cold {key}", file=sys.stderr)
+            report["cold"][key] = cold(folder, array, workloads, args.reps)
+    report["load_end"] = wl.loadavg()
+    report["wall"] = (time.perf_counter() - started) / 60
+    report["all_correct"] = all(
+        r.get("correct") is not False
+        for section in ("hot", "cold")
+        for per in report[section].values()
+        for entry in per.values()
+        for r in entry["results"].values()
+    )
+    text = render(report)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

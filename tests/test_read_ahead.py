@@ -1,0 +1,219 @@
+"""Reading cold files: the page-cache probe and read-ahead, and the read profile's accounting.
+
+Files are made cold with fsync + posix_fadvise(DONTNEED) and checked with mincore(2): the
+tests first assert that the pages really left the page cache, so they cannot pass vacuously on
+a file system where dropping does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import write_split_dataset
+
+from split_dataset import ReadProfile, SplitDataset, profile_reads, reader
+from split_dataset._ext import _chunk_reader
+
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+
+def resident_pages(path: Path) -> np.ndarray:
+    """Per page of the file: is it in the page cache now (mincore on a mapping of it)."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        mapping = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_COPY)  # writable: addressable
+    try:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+        pages = np.zeros(-(-size // PAGE), dtype=np.uint8)
+        if libc.mincore(address, size, pages.ctypes.data) != 0:
+            raise OSError(ctypes.get_errno(), "mincore")
+        return (pages & 1).astype(bool)
+    finally:
+        del address
+        mapping.close()
+
+
+def settled_resident_pages(path: Path, quiet: float = 0.2, limit: float = 3.0) -> np.ndarray:
+    """``resident_pages`` once reads in flight have landed: mincore counts a page only when its
+    read completed, and read-ahead is asynchronous. Polls until nothing changes for ``quiet``
+    seconds (at most ``limit``)."""
+    pages, stable_since, started = resident_pages(path), time.monotonic(), time.monotonic()
+    while time.monotonic() - stable_since < quiet and time.monotonic() - started < limit:
+        time.sleep(0.02)
+        now = resident_pages(path)
+        if not np.array_equal(now, pages):
+            pages, stable_since = now, time.monotonic()
+    return pages
+
+
+def make_cold(paths: list[Path]) -> None:
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    cached = {p.name: int(resident_pages(p).sum()) for p in paths}
+    assert not any(cached.values()), f"pages stayed in the page cache: {cached}"
+
+
+def movie(shape: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return (rng.integers(0, 64, shape) + np.arange(shape[-1])).astype(np.uint16)
+
+
+@pytest.mark.parametrize("compression", ["blosc", "raw", "contiguous", "zlib"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_cold_read_probes_the_cache_reads_ahead_and_returns_exact_data(
+    tmp_path, compression, threads
+):
+    array = movie((6, 4, 128, 256))
+    folder = write_split_dataset(
+        tmp_path / "ds", array, (2, 4, 128, 256), (1, 1, 64, 256), compression
+    )
+    files = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder, threads=threads)
+    ds[0, 0]  # opens the files and reads their chunk index: what remains is chunk data
+    make_cold(files)
+    with profile_reads() as profile:
+        got = ds[:, 1:3, 10:100]
+    np.testing.assert_array_equal(got, array[:, 1:3, 10:100])
+    assert profile.missed_chunks >= 1, "a cold read must find chunks missing from the cache"
+    assert profile.missed_chunks <= profile.chunks
+
+
+def test_read_ahead_asks_only_for_the_planned_chunks(tmp_path):
+    """One z-plane per time point read cold: the kernel is asked for that plane's chunks, not
+    the files around them (a whole-file advice would read 32 times the data)."""
+    array = movie((3, 32, 512, 512))  # 512 KiB uncompressed chunks, 16 MiB per file
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 32, 512, 512), (1, 1, 512, 512), "raw")
+    files = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder, threads=1)
+    layouts = [ds.layout(i) for i in range(len(files))]
+    ds[0, 0]
+    make_cold(files)
+    with profile_reads() as profile:
+        np.testing.assert_array_equal(ds[:, 0], array[:, 0])
+    assert profile.missed_chunks >= 1
+    for path, layout in zip(files, layouts):
+        pages = settled_resident_pages(path)
+        # planes 8-31 (from 4 MiB on): never asked for, and beyond the kernel's own read-ahead
+        # after plane 0 (up to 2.5 MiB measured); a whole-file advice would fetch them (the
+        # kernel takes up to read_ahead_kb of it at once, 8 MiB here)
+        far = int(layout.chunk_offset[8]) // PAGE
+        assert not pages[far:].any(), f"{path.name}: unplanned chunks were read"
+        first = slice(
+            int(layout.chunk_offset[0]) // PAGE,
+            (int(layout.chunk_offset[0]) + int(layout.chunk_size[0])) // PAGE,
+        )
+        assert pages[first].all(), f"{path.name}: the planned chunk is not in the cache"
+
+
+def test_read_ahead_off_reads_the_same_and_never_probes(tmp_path, monkeypatch):
+    array = movie((4, 2, 64, 128))
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 2, 64, 128), (1, 1, 32, 128))
+    monkeypatch.setattr(reader, "READ_AHEAD", False)
+    ds = SplitDataset(folder)
+    ds[0, 0]
+    make_cold(sorted(folder.glob("*.h5")))
+    with profile_reads() as profile:
+        np.testing.assert_array_equal(ds[:], array)
+    assert profile.missed_chunks == 0
+
+
+def test_a_truncated_file_is_still_an_error_through_the_cache_probe(tmp_path):
+    array = movie((2, 2, 64, 128))
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 2, 64, 128), (1, 1, 64, 128), "raw")
+    ds = SplitDataset(folder)
+    layout = ds.layout(1)
+    last = int(layout.chunk_offset[1]) + int(layout.chunk_size[1])
+    ds[0]
+    os.truncate(folder / "0001.h5", last - 100)
+    with pytest.raises(Exception, match=r"0001\.h5"):
+        SplitDataset(folder)[1]
+
+
+# --- the profile's accounting ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    array = movie((8, 3, 64, 96))
+    folder = write_split_dataset(
+        tmp_path_factory.mktemp("p") / "ds", array, (2, 3, 64, 96), (1, 1, 32, 96)
+    )
+    return folder, array
+
+
+def test_the_profile_counts_every_chunk_and_its_shares_add_up(small):
+    folder, array = small
+    ds = SplitDataset(folder, threads=2)
+    with profile_reads() as profile:
+        np.testing.assert_array_equal(ds[:], array)
+        np.testing.assert_array_equal(ds[3, 1], array[3, 1])
+    assert profile.reads == 2
+    assert profile.chunks == 8 * 3 * 2 + 2  # every chunk of the full read, then a plane's two
+    shares = profile.shares()
+    assert set(shares) == {"planning", "io", "decode", "copy", "h5py", "loop", "idle"}
+    assert all(v >= 0 for v in shares.values())
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert 0 < profile.run_s <= profile.wall_s
+    assert profile.busy_s >= profile.chunks_s >= profile.io_s > 0
+    assert profile.thread_runs >= 2
+    assert "2 reads" in profile.report()
+
+
+def test_a_profile_sees_only_its_own_threads_reads(small):
+    folder, array = small
+    ds = SplitDataset(folder, threads=1)
+    other = threading.Thread(target=lambda: [ds[t] for t in range(8)])
+    with profile_reads() as profile:
+        other.start()
+        other.join()
+        ds[0, 0]
+    assert profile.reads == 1
+    assert profile.chunks == 2
+
+
+def test_profiles_nest_and_add(small):
+    folder, _ = small
+    ds = SplitDataset(folder)
+    with profile_reads() as outer:
+        ds[0]
+        with profile_reads() as inner:
+            ds[1]
+    assert (outer.reads, inner.reads) == (1, 1)
+    total = ReadProfile()
+    total.add(outer)
+    total.add(inner)
+    assert total.reads == 2 and total.chunks == outer.chunks + inner.chunks
+
+
+def test_without_a_profile_the_reader_counts_nothing(small):
+    folder, array = small
+    ds = SplitDataset(folder)
+    from split_dataset.planning import plan_blocks, plan_chunks
+    from split_dataset.selection import normalize
+
+    selection = normalize((slice(None),), ds.shape)
+    grid = ds._grid
+    block_plan = plan_blocks(selection.terms, grid.block_shape, grid.blocks_grid)
+    out = np.empty(selection.result_shape, ds.dtype)
+    with ds._cache.acquire([grid.files[f] for f in block_plan.files], grid.key) as files:
+        plan = plan_chunks(
+            block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, files)}
+        )
+        context = _chunk_reader.ReadContext(plan, out, files)
+        context.run(2)
+    np.testing.assert_array_equal(out, array)
+    assert set(context.timings().values()) == {0}
