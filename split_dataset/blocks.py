@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import product
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -71,10 +71,18 @@ def owned_extent(
     return tuple(extent)
 
 
-def file_range(block: int, block_size: int, padding: int, size: int) -> tuple[int, int]:
-    """``[start, end)`` of the array that the file of block ``block`` holds along an axis."""
+@overload
+def file_range(block: int, block_size: int, padding: int, size: int) -> tuple[int, int]: ...
+@overload
+def file_range(
+    block: np.ndarray, block_size: int, padding: int, size: int
+) -> tuple[np.ndarray, np.ndarray]: ...
+def file_range(block, block_size, padding, size):
+    """``[start, end)`` of the array that the file of block ``block`` holds along an axis
+    (``block`` may be an array of block indices: then arrays of starts and ends)."""
     start = block * block_size
-    return start, min(size, start + block_size + padding)
+    end = start + block_size + padding
+    return start, np.minimum(end, size) if isinstance(end, np.ndarray) else min(size, end)
 
 
 def _crop_pairs(crop: Sequence[tuple[int, int]] | None, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -150,19 +158,13 @@ class Blocks:
         grid = blocks_per_axis(self._shape_cropped, self._shape_block, self._padding)
         self._blocks_grid = grid
         ranges_per_axis = [
-            [file_range(i, block, pad, size) for i in range(n)]
+            file_range(np.arange(n, dtype=np.int64), block, pad, size)
             for n, block, pad, size in zip(
                 grid, self._shape_block, self._padding, self._shape_cropped
             )
         ]
-        starts_per_axis = [
-            start + np.asarray([lo for lo, _ in ranges], dtype=np.int64)
-            for ranges, start in zip(ranges_per_axis, self._starts)
-        ]
-        ends_per_axis = [
-            start + np.asarray([hi for _, hi in ranges], dtype=np.int64)
-            for ranges, start in zip(ranges_per_axis, self._starts)
-        ]
+        starts_per_axis = [start + lo for (lo, _), start in zip(ranges_per_axis, self._starts)]
+        ends_per_axis = [start + hi for (_, hi), start in zip(ranges_per_axis, self._starts)]
         self._block_starts = np.stack(np.meshgrid(*starts_per_axis, indexing="ij"), axis=-1)
         self._block_ends = np.stack(np.meshgrid(*ends_per_axis, indexing="ij"), axis=-1)
 

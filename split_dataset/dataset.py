@@ -22,7 +22,7 @@ from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
 from .metadata import Origin, StackMetadata
 from .prefetch import Prefetcher
-from .reader import BlockGrid, read_orthogonal
+from .reader import BlockGrid, BlockPaths, read_orthogonal
 from .selection import DirectSelection, Selection, Term, normalize
 from .view import ViewIndexer, identity_maps
 
@@ -32,10 +32,10 @@ def _check_numbering(contents: FolderContents, grid: tuple[int, ...]) -> None:
     numbered from 1 and fewer than the grid's are either a 1-based dataset stopped early or a
     0-based one whose first file is gone: read the wrong way, every block would be shifted."""
     first = contents.first_number
-    if not contents.block_files or first in (None, 0):
+    if not contents.block_names or first in (None, 0):
         return
-    count, expected = len(contents.block_files), int(np.prod(grid))
-    first_name = contents.block_files[0].name
+    count, expected = len(contents.block_names), int(np.prod(grid))
+    first_name = contents.block_names[0]
     if first == 1 and count == expected:
         return  # numbered from 1: the only layout consistent with every file
     missing = re.sub(r"\d+(?=\.h5$)", lambda m: "0" * len(m.group()), first_name)
@@ -63,8 +63,8 @@ def _complete_rows(contents: FolderContents, grid: tuple[int, ...]) -> FolderCon
     """An interrupted whole-array write published its blocks in C order: keep the files of
     the complete rows of blocks along the first axis (a partial row cannot be opened)."""
     per_row = int(np.prod(grid[1:]))
-    usable = len(contents.block_files) // per_row * per_row
-    return replace(contents, block_files=contents.block_files[:usable])
+    usable = len(contents.block_names) // per_row * per_row
+    return replace(contents, block_names=contents.block_names[:usable])
 
 
 def _real_shape(
@@ -78,10 +78,10 @@ def _real_shape(
     metadata = contents.metadata
     shape = list(metadata.shape_full)
     expected = int(np.prod(grid))
-    n_files = len(contents.block_files)
+    n_files = len(contents.block_names)
     per_first_axis_block = int(np.prod(grid[1:]))
     if n_files > expected:
-        extra = ", ".join(p.name for p in contents.block_files[expected : expected + 3])
+        extra = ", ".join(contents.block_names[expected : expected + 3])
         raise BlockFileError(
             f"{contents.folder}: {n_files} block files but the metadata's grid {grid} has "
             f"{expected}; unexpected: {extra}{'...' if n_files - expected > 3 else ''}"
@@ -115,7 +115,7 @@ def _check_probed(
     geometry = BlockGrid(
         shape, np.dtype(np.uint8), metadata.shape_block, grid, metadata.padding, [], None
     )
-    for summary, linear in zip(probed, (0, len(contents.block_files) - 1)):
+    for summary, linear in zip(probed, (0, len(contents.block_names) - 1)):
         if summary is not None and linear < int(np.prod(grid)):
             geometry.check_shape(
                 summary.path, summary.key, summary.shape, geometry.block_index(linear)
@@ -189,11 +189,11 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         incomplete = is_marked_incomplete(metadata)
         if incomplete:
             contents = _complete_rows(contents, grid)
-        if contents.block_files:
-            first = self._probe(contents.block_files[0])
-            last = self._probe(contents.block_files[-1], None if first is None else first.key)
+        if contents.block_names:
+            first = self._probe(contents.block_path(0))
+            last = self._probe(contents.block_path(-1), None if first is None else first.key)
             if (first is None) != (last is None):  # a folder of derived data has none at all
-                lacking = contents.block_files[0 if first is None else -1]
+                lacking = contents.block_path(0 if first is None else -1)
                 raise BlockFileError(
                     f"{lacking}: holds no 'stack' dataset, but {(first or last).path.name} does"  # type: ignore[union-attr]
                 )
@@ -208,7 +208,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         if incomplete:
             warnings.warn(
                 f"{self.root}: a write that was interrupted ({contents.metadata_path.name} "
-                f"marks it incomplete); opening its {len(contents.block_files)} complete blocks, "
+                f"marks it incomplete); opening its {len(contents.block_names)} complete blocks, "
                 f"shape {shape} of {metadata.shape_full}; finish it with resume=True "
                 f"(command line: convert --resume)",
                 IncompleteDatasetWarning,
@@ -221,9 +221,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
                 IncompleteDatasetWarning,
                 stacklevel=2,
             )
-        self._setup(
-            metadata, shape, [p.name for p in contents.block_files], dtype, key, contents.legacy
-        )
+        self._setup(metadata, shape, list(contents.block_names), dtype, key, contents.legacy)
 
     @staticmethod
     def _probe(path: Path, key: str | None = None) -> StackSummary | None:
@@ -249,7 +247,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         self._dtype = dtype
         self._data_key = key
         self._shape = tuple(shape)
-        paths = [self.root / name for name in file_names]
+        paths = BlockPaths(self.root, file_names)
         self._grid = BlockGrid(
             self.shape,
             dtype if dtype is not None else np.dtype(np.uint8),

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -30,6 +31,32 @@ EAGER_WAKE_BYTES = 4 << 20
 READ_AHEAD = True
 
 
+class BlockPaths(Sequence[Path]):
+    """The block files' paths, each made when first asked for: a folder of 10,000 blocks
+    opens without building 10,000 ``Path`` objects (most of its opening time, measured)."""
+
+    def __init__(self, root: Path, names: Sequence[str]) -> None:
+        self._root = root
+        self._names = names
+        self._made: dict[int, Path] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> Path: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Path]: ...
+    def __getitem__(self, index: int | slice) -> Path | list[Path]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self._names))[index]  # IndexError, negative indices
+        path = self._made.get(index)
+        if path is None:
+            path = self._made[index] = self._root / self._names[index]
+        return path
+
+
 class BlockGrid:
     """What the reader needs to know about the dataset as a whole."""
 
@@ -48,7 +75,7 @@ class BlockGrid:
         self.block_shape = block_shape
         self.blocks_grid = blocks_grid
         self.padding = padding
-        self.files = list(files)
+        self.files = files
         self.key = key
 
     def block_index(self, linear: int) -> tuple[int, ...]:

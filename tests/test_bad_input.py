@@ -229,3 +229,18 @@ def test_natural_sort_beyond_9999_files(tmp_path):
     assert ds.files[10000].name == "10000.h5"
     np.testing.assert_array_equal(ds[9990:], np.arange(9990, n, dtype=np.uint32))
     np.testing.assert_array_equal(ds[[10000, 1000, 9999]], [10000, 1000, 9999])
+
+
+def test_hidden_files_next_to_the_blocks_are_not_blocks(folder, array):
+    """macOS leaves ``._0000.h5`` beside each file copied from its disks: not a second
+    numbering, not a block."""
+    for name in ("0000.h5", "0001.h5"):
+        (folder / f"._{name}").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    np.testing.assert_array_equal(SplitDataset(folder)[:], array)
+
+
+def test_two_numberings_in_one_folder_are_refused_with_their_names(folder):
+    shutil.copy(folder / "0000.h5", folder / "other0000.h5")
+    with pytest.raises(NotASplitDatasetError, match=r"several name prefixes \(''.*'other'\)"):
+        SplitDataset(folder)
+    assert SplitDataset(folder, prefix="").shape == (6, 4, 20, 16)
