@@ -125,6 +125,38 @@ def cold(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
     return out
 
 
+def scale(reps: int) -> dict:
+    """Open + first plane of recordings of 100 and 10,000 one-time-point files (2, 64, 64),
+    interleaved; the listing of the 10,000-file folder alone, for scale."""
+    import os
+
+    from split_dataset import save_to_split_dataset
+
+    root = data.cache_root() / "scale"
+    root.mkdir(parents=True, exist_ok=True)
+    times: dict[str, list[float]] = {}
+    for n in (100, 10_000):
+        if not (root / f"n{n}" / "stack_metadata.json").is_file():
+            frames = (np.arange(n * 2 * 64 * 64) % 1000).astype(np.uint16).reshape(n, 2, 64, 64)
+            save_to_split_dataset(
+                frames,
+                root,
+                block_size=(1, 2, 64, 64),
+                prefix=f"n{n}",
+                compression="blosc",
+                overwrite=True,
+            )
+    for _ in range(reps * 3):
+        for n in (100, 10_000):
+            started = time.perf_counter()
+            SplitDataset(root / f"n{n}")[0, 0]
+            times.setdefault(f"{n} files", []).append(time.perf_counter() - started)
+        started = time.perf_counter()
+        os.listdir(root / "n10000")
+        times.setdefault("listing", []).append(time.perf_counter() - started)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def render(report: dict) -> str:
     lines: list[str] = []
     add = lines.append
@@ -201,6 +233,17 @@ def render(report: dict) -> str:
                 f"| {p['chunks']:.0f} | {p['missed']:.0f} |"
             )
     add("")
+    add("## Opening many files")
+    add("")
+    sc = report["scale"]
+    add(
+        "`SplitDataset(folder)[0, 0]` on recordings of one time point (2, 64, 64) per file, "
+        "blosc, interleaved, median: "
+        f"100 files {sc['100 files'] * 1e3:.1f} ms, 10,000 files {sc['10000 files'] * 1e3:.1f} ms "
+        f"({sc['10000 files'] / sc['100 files']:.1f}×); `os.listdir` of the 10,000-file "
+        f"folder alone: {sc['listing'] * 1e3:.1f} ms."
+    )
+    add("")
     add(
         "Correct: every timed reader's check selection matched the array: "
         + ("yes" if report["all_correct"] else "**NO**")
@@ -239,6 +282,8 @@ def main(argv=None) -> None:
         if variant in args.cold_variants.split(","):
             print(f"cold {key}", file=sys.stderr)
             report["cold"][key] = cold(folder, array, workloads, args.reps)
+    print("scale", file=sys.stderr)
+    report["scale"] = scale(args.reps)
     report["load_end"] = wl.loadavg()
     report["wall"] = (time.perf_counter() - started) / 60
     report["all_correct"] = all(

@@ -692,6 +692,15 @@ cdef class ReadContext:
             if seen != info.n_tasks:
                 info.n_tasks = 0
 
+    def read_ahead_from(self, int64_t slot):
+        """Ask the kernel for the planned chunks ahead as a page-cache miss in file ``slot``
+        would, without reading (the tests check what this asks for)."""
+        if slot < 0 or slot >= self.n_files:
+            raise IndexError(f"file slot {slot} of {self.n_files}")
+        self._index_files()
+        with nogil:
+            self._read_ahead(slot)
+
     def timings(self):
         """Where the time of the last ``run`` went, summed over the threads that ran it (only
         with ``profile`` set): nanoseconds waiting on pread (``io``), copying selected elements
@@ -780,12 +789,21 @@ cdef class ReadContext:
         if not sd_claim_range(&self.advised_until, advised, end):
             return  # another thread is advising them
         for f in range(claimed, end):
-            self._advise_file(&self.files[f])
+            # the file being read now: the kernel's own read-ahead follows a sequential read
+            # of one run of chunks better than an advice (measured: a cold volume read took
+            # 1.5x longer with it); advise only its scattered chunks
+            self._advise_file(&self.files[f], f == slot)
 
-    cdef void _advise_file(self, FileInfo* info) noexcept nogil:
+    cdef void _advise_file(self, FileInfo* info, bint scattered_only) noexcept nogil:
         """posix_fadvise(WILLNEED) the stored bytes of the file's planned chunks, nearby
-        chunks merged into one request."""
-        cdef int64_t t, linear, offset, size, run_start = -1, run_end = -1
+        chunks merged into one request (with ``scattered_only``, nothing if that makes one)."""
+        if scattered_only and self._advise_runs(info, False) <= 1:
+            return
+        self._advise_runs(info, True)
+
+    cdef int64_t _advise_runs(self, FileInfo* info, bint advise) noexcept nogil:
+        """The runs of nearby planned chunks of a file: counted, and advised if asked."""
+        cdef int64_t t, linear, offset, size, run_start = -1, run_end = -1, runs = 0
         for t in range(info.first_task, info.first_task + info.n_tasks):
             linear = self._chunk_linear(t, info)
             if linear < 0 or linear >= info.n_chunks or info.chunk_offset[linear] < 0:
@@ -795,11 +813,13 @@ cdef class ReadContext:
                 if offset + size > run_end:
                     run_end = offset + size
                 continue
-            if run_start >= 0:
+            if run_start >= 0 and advise:
                 sd_advise_willneed(info.fd, run_start, run_end - run_start)
             run_start, run_end = offset, offset + size
-        if run_start >= 0:
+            runs += 1
+        if run_start >= 0 and advise:
             sd_advise_willneed(info.fd, run_start, run_end - run_start)
+        return runs
 
     cdef int64_t _chunk_linear(self, int64_t task, FileInfo* info) noexcept nogil:
         cdef int64_t linear = 0
