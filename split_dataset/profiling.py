@@ -37,7 +37,8 @@ class ReadProfile:
     copy_s: float = 0.0  # thread time copying decoded chunks into the output
     chunks_s: float = 0.0  # thread time handling chunks: io + decode + copy
     chunks: int = 0
-    missed_chunks: int = 0  # chunks not in the page cache when first asked for
+    missed_chunks: int = 0  # reads of chunks the page cache missed (the probe stops at the
+    # first miss of a read: from then on the reader reads ahead instead)
     thread_runs: int = 0  # threads that joined a run, summed over runs
     minor_faults: int = 0  # page faults of the process during runs (first touch of output)
     major_faults: int = 0
@@ -70,7 +71,7 @@ class ReadProfile:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in self.shares().items())
         return (
             f"{self.reads} reads in {self.wall_s * 1e3:.2f} ms ({shares}); {self.chunks} chunks, "
-            f"{self.missed_chunks} not in the page cache; {self.minor_faults} page faults"
+            f"{self.missed_chunks} missed the page cache; {self.minor_faults} page faults"
         )
 
     def add(self, other: ReadProfile) -> None:
