@@ -225,16 +225,7 @@ def test_profiles_nest_and_add(small):
 
 def test_without_a_profile_the_reader_counts_nothing(small):
     folder, array = small
-    ds = SplitDataset(folder)
-    selection = normalize((slice(None),), ds.shape)
-    grid = ds._grid
-    block_plan = plan_blocks(selection.terms, grid.block_shape, grid.blocks_grid)
-    out = np.empty(selection.result_shape, ds.dtype)
-    with ds._cache.acquire([grid.files[f] for f in block_plan.files], grid.key) as files:
-        plan = plan_chunks(
-            block_plan, {f: e.layout.chunk_shape for f, e in zip(block_plan.files, files)}
-        )
-        context = _chunk_reader.ReadContext(plan, out, files)
+    with read_context(SplitDataset(folder), (slice(None),)) as (context, out):
         context.run(2)
     np.testing.assert_array_equal(out, array)
     assert set(context.timings().values()) == {0}
