@@ -16,7 +16,7 @@ import numpy as np
 from . import forking
 from .array_like import ArrayLike
 from .blocks import Blocks, blocks_per_axis
-from .discovery import FolderContents, discover, is_marked_incomplete
+from .discovery import NUMBERED_NAME, FolderContents, discover, is_marked_incomplete
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
 from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
@@ -346,7 +346,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
     def files(self) -> np.ndarray:
         """Block file paths, shaped like the block grid."""
         paths = np.empty(len(self._file_names), dtype=object)
-        paths[:] = [self.root / name for name in self._file_names]
+        paths[:] = self._grid.files[:]
         if not self._file_names:  # nothing written yet
             return paths.reshape((0,) + tuple(self.blocks_grid[1:]))
         return paths.reshape(self.blocks_grid)
@@ -532,13 +532,10 @@ def read_selection(
     return result
 
 
-_NUMBERED_NAME = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)\.h5$")
-
-
 def _pack_names(names: list[str]) -> list[str] | tuple[str, int, int, int]:
     """Block file names as ``(prefix, width, first, count)`` when they are the usual run of
     numbers (a dataset of 20,000 files pickles in a few hundred bytes), else as they are."""
-    match = _NUMBERED_NAME.match(names[0]) if names else None
+    match = NUMBERED_NAME.match(names[0]) if names else None
     if match is None:
         return names
     prefix, width, first = match["prefix"], len(match["number"]), int(match["number"])

@@ -18,10 +18,10 @@ from .metadata import (
     read_legacy_metadata,
 )
 
-_NUMBERED_STEM = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
 BLOCK_SUFFIX = ".h5"
-# a block file's name, one per line of a listing; hidden files (macOS' ._0001.h5) are not blocks
-_NUMBERED_NAME = re.compile(r"^((?!\.)(.*?)(\d+)\.h5)$", re.MULTILINE)
+# A block file's name: a prefix, digits, ".h5" (one name, or one per line of a listing: then
+# findall gives (name, prefix, number)). Hidden files (macOS' ._0001.h5) are not blocks.
+NUMBERED_NAME = re.compile(r"^(?P<name>(?!\.)(?P<prefix>.*?)(?P<number>\d+)\.h5)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def numbered_block_names(
         names = os.listdir(folder)
     # one regular expression over the whole listing: a loop over 10,000 names in Python cost
     # more than the listing itself
-    found = _NUMBERED_NAME.findall("\n".join(n for n in names if "\n" not in n))
+    found = NUMBERED_NAME.findall("\n".join(n for n in names if "\n" not in n))
     if prefix is not None:
         found = [f for f in found if f[1] == prefix]
     prefixes = {name_prefix for _, name_prefix, _ in found}
@@ -108,7 +108,7 @@ def numbered_block_names(
 
 def _same_pattern(name: str, number: int, other: int) -> str:
     """The name ``other`` would have, numbered like ``name`` (prefix, zero padding)."""
-    match = _NUMBERED_STEM.match(name[: -len(BLOCK_SUFFIX)])
+    match = NUMBERED_NAME.match(name)
     assert match is not None
     digits = match["number"]
     width = len(digits) if digits.startswith("0") or len(digits) > len(str(number)) else 1
@@ -197,6 +197,6 @@ def is_marked_incomplete(metadata: StackMetadata) -> bool:
 
 
 def _first_number(name: str) -> int:
-    match = _NUMBERED_STEM.match(name[: -len(BLOCK_SUFFIX)])
+    match = NUMBERED_NAME.match(name)
     assert match is not None
     return int(match["number"])
