@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 from . import checksums
+from .chunk_ranges import chunk_byte_ranges, chunks_are_byte_ranges
 from .file_layout import virtual_chunk_shape
 
 # Inner chunks of about this size: a 512 x 512 uint16 plane is four chunks (decoded in
@@ -144,38 +145,49 @@ def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[StoredCh
 
     numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel. A
     chunk that blosc cannot shrink is kept raw with filter 0 marked as skipped, as the HDF5
-    blosc filter does; edge chunks are padded, since HDF5 stores every chunk at full size.
+    blosc filter does; edge chunks are padded with zeros, since HDF5 stores every chunk at
+    full size.
     """
-    from numcodecs import Blosc
+    from numcodecs import blosc
 
-    codec = Blosc(
-        cname=cast(Any, encoding.compression.cname),  # one of BLOSC_COMPRESSORS
-        clevel=encoding.compression.clevel,
-        shuffle=Blosc.SHUFFLE,
-        typesize=block.dtype.itemsize,
-    )
     chunks = _block_chunks(block.shape, encoding)
     chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
-    padded = None
+    cname = cast(str, encoding.compression.cname).encode()
+    clevel = cast(int, encoding.compression.clevel)
+    typesize = block.dtype.itemsize
+    padded = bytearray(chunk_bytes)
     stored = []
-    for offset in _chunk_offsets(block.shape, chunks):
-        piece = block[tuple(slice(o, o + c) for o, c in zip(offset, chunks))]
-        if piece.shape != chunks:
-            if padded is None:
-                padded = np.zeros(chunks, block.dtype)
-            else:
-                padded[...] = 0
-            padded[tuple(slice(0, n) for n in piece.shape)] = piece
-            piece = padded
-        else:
-            piece = np.ascontiguousarray(piece)
-        compressed = codec.encode(piece)
+    for offset, piece in _chunk_pieces(block, chunks):
+        if len(piece) < chunk_bytes:  # an edge chunk: its bytes first, zeros after
+            padded[: len(piece)] = piece
+            padded[len(piece) :] = bytes(chunk_bytes - len(piece))
+            piece = memoryview(padded)
+        compressed = blosc.compress(piece, cname, clevel, blosc.SHUFFLE, blosc.AUTOBLOCKS, typesize)
         if len(compressed) < chunk_bytes:
-            data, mask = bytes(compressed), 0
+            data, mask = compressed, 0
         else:
-            data, mask = piece.tobytes(), 1
+            data, mask = bytes(piece), 1
         stored.append(StoredChunk(offset, data, mask, checksums.crc32(data)))
     return stored
+
+
+def _chunk_pieces(block: np.ndarray, chunks: tuple[int, ...]):
+    """``(origin, bytes)`` of every chunk in C order: the block's own bytes where a chunk is
+    one byte range of it (row bands, the default), a padded copy otherwise."""
+    if chunks_are_byte_ranges(block.shape, chunks):
+        flat = np.ascontiguousarray(block).reshape(-1).view(np.uint8).data
+        origins, starts, lengths = chunk_byte_ranges(block.shape, chunks, block.itemsize)
+        for origin, start, length in zip(origins.tolist(), starts.tolist(), lengths.tolist()):
+            yield tuple(origin), flat[start : start + length]
+        return
+    padded = np.zeros(chunks, block.dtype)
+    for origin in _chunk_offsets(block.shape, chunks):
+        piece = block[tuple(slice(o, o + c) for o, c in zip(origin, chunks))]
+        if piece.shape != chunks:
+            padded[...] = 0
+            padded[tuple(slice(0, n) for n in piece.shape)] = piece
+            piece = padded
+        yield origin, np.ascontiguousarray(piece).reshape(-1).view(np.uint8).data
 
 
 def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int, ...]:

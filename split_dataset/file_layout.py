@@ -16,6 +16,7 @@ import numpy as np
 from . import checksums
 from ._ext._chunk_reader import Codec
 from .chunk_index import LOOKUPS_PER_READ, LazyChunkIndex, index_all_chunks
+from .chunk_ranges import chunk_byte_ranges, chunk_grid
 from .errors import BlockFileError, NoStackError
 
 # HDF5 filter ids.
@@ -193,31 +194,23 @@ def _fill_is_zero(plist, dtype: np.dtype) -> bool:
     return fill.tobytes() == bytes(dtype.itemsize)
 
 
-def _grid(shape: tuple[int, ...], chunk: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(-(-s // c) for s, c in zip(shape, chunk))
-
-
 def _contiguous_table(dataset, shape, chunk, itemsize):
-    grid = _grid(shape, chunk)
+    grid = chunk_grid(shape, chunk)
     count = int(np.prod(grid))
     base = dataset.id.get_offset()
     offsets = np.full(count, -1, dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
     if base is None or count == 0:  # storage never allocated: all fill value
         return grid, offsets, sizes
-    origins = np.stack(np.unravel_index(np.arange(count), grid), axis=1) * np.asarray(chunk)
-    element_strides = np.asarray(
-        [int(np.prod(shape[a + 1 :])) for a in range(len(shape))], dtype=np.int64
-    )
-    offsets[:] = base + (origins @ element_strides) * itemsize
     # Virtual chunks are whole along every axis but one; the edge one holds fewer rows.
-    extents = np.minimum(origins + np.asarray(chunk), np.asarray(shape)) - origins
-    sizes[:] = np.prod(extents, axis=1) * itemsize
+    _, starts, lengths = chunk_byte_ranges(shape, chunk, itemsize)
+    offsets[:] = base + starts
+    sizes[:] = lengths
     return grid, offsets, sizes
 
 
 def _chunked_table(path, dataset, shape, chunk):
-    grid = _grid(shape, chunk)
+    grid = chunk_grid(shape, chunk)
     count = int(np.prod(grid))
     offsets = np.full(count, -1, dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
@@ -287,7 +280,7 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
         else:
             chunk = tuple(int(c) for c in dataset.chunks)
             codec = _PIPELINES.get(tuple(f for f, _ in filters), Codec.H5PY)
-            grid = _grid(shape, chunk)
+            grid = chunk_grid(shape, chunk)
             count = int(np.prod(grid))
             if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
                 offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 import os
 
 import flammkuchen
@@ -161,3 +162,41 @@ def test_durable_fsyncs_every_file_and_durable_false_none(tmp_path, movie, monke
     for folder in ("whole", "stream"):
         assert not list((tmp_path / folder).glob("*.tmp"))
         np.testing.assert_array_equal(SplitDataset(tmp_path / folder)[...], movie)
+
+
+@pytest.mark.parametrize(
+    "shape, chunks",
+    [
+        ((3, 100, 70), (1, 33, 70)),  # row bands, a short band at the edge
+        ((4, 9, 11), (2, 9, 11)),  # whole planes, a short one at the edge
+        ((3, 100, 70), (2, 33, 20)),  # not byte ranges: sliced and padded on every axis
+        ((1000,), (300,)),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["u2", "f4"])
+def test_stored_chunks_are_numcodecs_blosc_of_the_zero_padded_chunks(shape, chunks, dtype):
+    from numcodecs import Blosc
+
+    from split_dataset.block_file import block_encoding, compress_chunks
+
+    rng = np.random.default_rng(11)
+    block = rng.poisson(40, shape).astype(dtype)
+    # random bytes in the first chunk: incompressible, stored raw
+    first_chunk = tuple(slice(0, c) for c in chunks[:-1]) + (slice(0, chunks[-1] * block.itemsize),)
+    noise = block.view(np.uint8)[first_chunk]
+    noise[...] = rng.integers(0, 256, noise.shape, dtype=np.uint8)
+    encoding = block_encoding(block, "stack", "blosc:lz4", 5, chunks)
+    codec = Blosc("lz4", 5, Blosc.SHUFFLE, typesize=block.itemsize)
+    stored = compress_chunks(block, encoding)
+    origins = list(np.ndindex(*(-(-s // c) for s, c in zip(shape, chunks))))
+    assert [c.offset for c in stored] == [tuple(o * c for o, c in zip(i, chunks)) for i in origins]
+    assert {c.filter_mask for c in stored} == {0, 1}
+    for chunk in stored:
+        expected = np.zeros(chunks, block.dtype)
+        region = block[tuple(slice(o, o + c) for o, c in zip(chunk.offset, chunks))]
+        expected[tuple(slice(0, n) for n in region.shape)] = region
+        if chunk.filter_mask:
+            assert chunk.data == expected.tobytes()
+        else:
+            assert chunk.data == codec.encode(expected)
+        assert chunk.crc == zlib.crc32(chunk.data)
