@@ -19,6 +19,7 @@ import numpy as np
 
 from . import checksums
 from .chunk_ranges import chunk_byte_ranges, chunks_are_byte_ranges
+from .direct_chunk_write import write_chunks
 from .file_layout import virtual_chunk_shape
 
 # Inner chunks of about this size: a 512 x 512 uint16 plane is four chunks (decoded in
@@ -203,7 +204,8 @@ def store_compressed(
     block_start: Sequence[int] | None = None,
 ) -> None:
     """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
-    writes: HDF5 stores the bytes as they are, and serializes every call in the process)."""
+    writes: HDF5 stores the bytes as they are, one call at a time in the process, without
+    holding the GIL while it copies them: ``direct_chunk_write``)."""
     import h5py
     import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
 
@@ -216,9 +218,7 @@ def store_compressed(
             chunks=chunks,
             **encoding.compression.h5py_options,
         )
-        dataset_id = dataset.id
-        for chunk in stored:
-            dataset_id.write_direct_chunk(chunk.offset, chunk.data, filter_mask=chunk.filter_mask)
+        write_chunks(dataset, stored, path)
         checksums.record(dataset, chunks, [chunk.crc for chunk in stored], block_start)
 
 
