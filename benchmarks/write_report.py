@@ -57,6 +57,20 @@ def measure_ceilings(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) 
             entry[f"t{threads}_rate"] = array.nbytes / float(np.median(times))
         log(f"compression {codec}: {entry['t1_rate'] / 1e6:.0f} MB/s on 1 thread, "
             f"{entry['t2_rate'] / 1e6:.0f} MB/s on 2")
+    ceilings["compress_write"] = {}
+    chunks_per_time_point = len(chunks) // len(array)
+    for codec in ceilings["compress"]:
+        for tpf in tpfs:
+            entry = ceilings["compress_write"][f"{codec} tpf={tpf}"] = {}
+            for fsync in (False, True):
+                for threads in (1, 2):
+                    times = [writers.compress_and_write_time(
+                        scratch / "plain", chunks, tpf * chunks_per_time_point,
+                        writers.CNAMES[codec], threads, fsync) for _ in range(reps)]
+                    entry[f"{'fsync' if fsync else 'cache'}_t{threads}_rate"] = \
+                        array.nbytes / float(np.median(times))
+            log(f"compress + write {codec} tpf={tpf}: " + ", ".join(
+                f"{k} {v / 1e6:.0f} MB/s" for k, v in entry.items()))
     for tpf in tpfs:
         blocks = [np.ascontiguousarray(array[t : t + tpf]) for t in range(0, len(array), tpf)]
         entry = ceilings["write"][tpf] = {}
@@ -95,6 +109,31 @@ def measure_writes(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) ->
                 shutil.rmtree(target, ignore_errors=True)
             log(f"{codec} tpf={tpf}: " + ", ".join(
                 f"{w} {r['rate'] / 1e6:.0f} MB/s" for w, r in row.items()) + f" (load {loadavg()})")
+    return results
+
+
+PROFILED_WRITERS = ("whole-t2", "stream-t2", "whole-t2-nosync")
+
+
+def measure_stages(array: np.ndarray, codecs, tpfs, scratch: Path) -> dict:
+    """One profiled write per writer of ``PROFILED_WRITERS`` and data variant: the CPU time of
+    each stage (``writers.profile_stages``), the process's CPU time and the wall time."""
+    results: dict = {}
+    for codec in codecs:
+        for tpf in tpfs:
+            row = results.setdefault(f"{codec} tpf={tpf}", {})
+            for writer in PROFILED_WRITERS:
+                target = scratch / "ds"
+                shutil.rmtree(target, ignore_errors=True)
+                with writers.profile_stages() as stages:
+                    cpu0, t0 = time.process_time(), time.perf_counter()
+                    writers.write(writer, target, array, tpf, codec)
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                shutil.rmtree(target, ignore_errors=True)
+                row[writer] = dict(wall=wall, cpu=cpu, stages={k: list(v) for k, v in stages.items()})
+            log(f"stages {codec} tpf={tpf}: " + ", ".join(
+                f"{w} " + " ".join(f"{k} {v[0]:.2f}s" for k, v in r["stages"].items())
+                for w, r in row.items()))
     return results
 
 
@@ -183,6 +222,11 @@ def render(report: dict) -> str:
     for codec, c in ceilings["compress"].items():
         add(f"| compress, numcodecs Blosc {writers.CNAMES[codec]} level 9 + shuffle, writer's "
             f"chunks | {_mbps(c['t1_rate'])} | {_mbps(c['t2_rate'])} |")
+    for key, c in ceilings.get("compress_write", {}).items():
+        add(f"| compress + plain write of the compressed chunks, {key} (page cache) | "
+            f"{_mbps(c['cache_t1_rate'])} | {_mbps(c['cache_t2_rate'])} |")
+        add(f"| compress + plain write + fsync per file, {key} | "
+            f"{_mbps(c['fsync_t1_rate'])} | {_mbps(c['fsync_t2_rate'])} |")
     for tpf, c in ceilings["write"].items():
         add(f"| plain write of the block files, tpf={tpf} (page cache) | "
             f"{_mbps(c['cache_t1_rate'])} | {_mbps(c['cache_t2_rate'])} |")
@@ -196,20 +240,30 @@ def render(report: dict) -> str:
         "rate` time / ours (the issue's target: ≥ 85 %); for raw data = plain write + fsync of "
         "the same files with as many threads / ours (our writers fsync every file by default), "
         "or plain write without fsync for the `-nosync` writers (`durable=False`); the "
-        "page-cache-only comparison for every raw writer is in the next column (target ≥ 80 %). CPU/wall = process CPU time / wall time.")
+        "page-cache-only comparison for every raw writer is in the next column (target ≥ 80 %). "
+        "*% compress + write* for compressed data = the time of compressing the same chunks and "
+        "writing the compressed bytes to one new file per block with plain `write` (with an "
+        "fsync per file for the durable writers), on as many threads, measured / ours: the "
+        "machine's own cost of writing these files, HDF5's bookkeeping left out. CPU/wall = "
+        "process CPU time / wall time.")
     add("")
-    add("| data | writer | MB/s | ratio | vs flammkuchen | % ceiling | % page-cache write | CPU/wall | correct |")
-    add("|---|---|---|---|---|---|---|---|---|")
+    add("| data | writer | MB/s | ratio | vs flammkuchen | % ceiling | % compress + write | % page-cache write | CPU/wall | correct |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
     for key, row in report["writes"].items():
         codec, tpf = key.split(" tpf=")
         base = row.get("pytables", {}).get("median")
         for writer, r in row.items():
             threads = None if writer.startswith("pytables") else writers.writer_threads(writer)
-            pct = cache_pct = "—"
+            pct = cache_pct = with_write = "—"
             if threads is not None:
                 if codec in ceilings["compress"]:
                     ideal = report["raw_bytes"] / (threads * ceilings["compress"][codec]["t1_rate"])
                     pct = f"{100 * ideal / r['median']:.0f}%"
+                    both = ceilings.get("compress_write", {}).get(key)
+                    if both:
+                        synced = "cache" if writer.endswith("-nosync") else "fsync"
+                        rate = both[f"{synced}_t{threads}_rate"]
+                        with_write = f"{100 * report['raw_bytes'] / rate / r['median']:.0f}%"
                 else:
                     w = ceilings["write"][int(tpf)]
                     synced = "cache" if writer.endswith("-nosync") else "fsync"
@@ -217,8 +271,10 @@ def render(report: dict) -> str:
                     cache_pct = f"{100 * report['raw_bytes'] / w[f'cache_t{threads}_rate'] / r['median']:.0f}%"
             vs = f"{base / r['median']:.2f}×" if base else "—"
             add(f"| {key} | {writer} | {_mbps(r['rate'])} | {r['ratio']:.2f}× | {vs} | {pct} | "
-                f"{cache_pct} | {r['cpu_per_wall']:.2f} | {'yes' if r['correct'] else 'NO'} |")
+                f"{with_write} | {cache_pct} | {r['cpu_per_wall']:.2f} | {'yes' if r['correct'] else 'NO'} |")
     add("")
+    if report.get("stages"):
+        render_stages(report["stages"], add)
     if report.get("append"):
         add("## `append` latency during an acquisition")
         add("")
@@ -234,6 +290,36 @@ def render(report: dict) -> str:
                 f"{r['close'] * 1e3:.0f} | {r['max_pending_seen']} | {'yes' if r['correct'] else 'NO'} |")
         add("")
     return "\n".join(lines) + "\n"
+
+
+def render_stages(stages: dict, add) -> None:
+    add("## Where the time goes (2 threads)")
+    add("")
+    add("One profiled write per writer and data variant (`writers.profile_stages`: each stage's "
+        "CPU time summed over the threads). Shares of the cores' time (2 × wall): *compress* "
+        "(numcodecs' c-blosc 1.x), *checksum* (zlib-ng CRC-32 of the stored chunks), *file* "
+        "(HDF5 laying out the block file and writing the chunks: the page-cache copy of the "
+        "stored bytes is most of it; raw blocks: their `pwrite`), *fsync* (CPU of the fsyncs), "
+        "*other* (the rest of the process's CPU: reading the source, the pipeline's threads, "
+        "Python), *idle* (a core with nothing to do, e.g. waiting on an fsync). *fsync wait* = "
+        "seconds spent inside fsync calls (on the committer thread, overlapping the others).")
+    add("")
+    add("| data | writer | wall s | compress | checksum | file | fsync | other | idle | fsync wait s |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    for key, row in stages.items():
+        for writer, r in row.items():
+            cores = 2 * r["wall"]
+            cpu = {k: v[0] for k, v in r["stages"].items()}
+            staged = sum(cpu.values())
+            share = {k: f"{100 * cpu.get(k, 0.0) / cores:.0f}%"
+                     for k in ("compress", "checksum", "HDF5 file", "fsync")}
+            other = max(r["cpu"] - staged, 0.0)
+            idle = max(cores - r["cpu"], 0.0)
+            fsync_wait = r["stages"].get("fsync", [0.0, 0.0])[1]
+            add(f"| {key} | {writer} | {r['wall']:.2f} | {share['compress']} | {share['checksum']} | "
+                f"{share['HDF5 file']} | {share['fsync']} | {100 * other / cores:.0f}% | "
+                f"{100 * idle / cores:.0f}% | {fsync_wait:.2f} |")
+    add("")
 
 
 def main(argv=None) -> None:
@@ -262,6 +348,7 @@ def main(argv=None) -> None:
                       scratch_fs=_filesystem(scratch))
         report["ceilings"] = measure_ceilings(array, codecs, tpfs, args.reps, scratch)
         report["writes"] = measure_writes(array, codecs, tpfs, args.reps, scratch)
+        report["stages"] = measure_stages(array, codecs, tpfs, scratch)
         report["append"] = (measure_append(array, codecs, scratch, args.append_volumes)
                             if args.append_volumes else {})
         report["load_end"] = loadavg()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -130,3 +131,90 @@ def file_write_time(folder: Path, blocks: list[np.ndarray], threads: int, fsync:
     for path in folder.glob("*.bin"):
         path.unlink()
     return elapsed
+
+
+def compress_and_write_time(folder: Path, chunks: list[np.ndarray], chunks_per_block: int,
+                            cname: str, threads: int, fsync: bool) -> float:
+    """Seconds to compress every chunk (as ``compression_time``) and write the compressed
+    bytes, chunk by chunk, to one new file per block (plain ``write``, optionally an fsync per
+    file), blocks shared over ``threads`` threads: the work any writer of these files must do,
+    HDF5's own bookkeeping left out."""
+    import numcodecs.blosc
+    from numcodecs import Blosc
+
+    numcodecs.blosc.use_threads = False
+    codec = Blosc(cname=cname, clevel=9, shuffle=Blosc.SHUFFLE)
+    folder.mkdir(parents=True, exist_ok=True)
+    blocks = [chunks[first : first + chunks_per_block]
+              for first in range(0, len(chunks), chunks_per_block)]
+
+    def write_part(part):
+        for index, block in part:
+            with open(folder / f"{index:04d}.bin", "wb", buffering=0) as handle:
+                for chunk in block:
+                    handle.write(codec.encode(chunk))
+                if fsync:
+                    os.fsync(handle.fileno())
+
+    elapsed = _timed_on_threads(write_part, list(enumerate(blocks)), threads)
+    for path in folder.glob("*.bin"):
+        path.unlink()
+    return elapsed
+
+
+# --- where a writer's time goes ----------------------------------------------------------------
+
+# The writers' stages, each a module function every writer calls through its module, so that
+# wrapping it times it wherever it runs: (module, function) -> stage name.
+STAGES = (
+    ("split_dataset.block_file", "compress_chunks", "compress"),
+    ("split_dataset.checksums", "crc32", "checksum"),
+    ("split_dataset.block_file", "store_compressed", "HDF5 file"),  # and raw pwrite:
+    ("split_dataset.block_file", "write_uncompressed_or_by_hdf5", "HDF5 file"),
+    ("split_dataset.block_file", "fsync_path", "fsync"),
+    ("split_dataset.streaming", "fsync_path", "fsync"),
+)
+
+
+@contextmanager
+def profile_stages():
+    """Sum, over all threads, the CPU seconds and the wall seconds spent in each stage of
+    ``STAGES`` while the block runs; yields the dict it fills ({stage: [cpu, wall]}). A
+    checksum is inside compression: its time is subtracted from compression's."""
+    import importlib
+    import threading
+
+    totals: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    depth = threading.local()
+    originals = []
+
+    def timed(function, stage):
+        def wrapper(*args, **kwargs):
+            nested = getattr(depth, "stage", None)
+            depth.stage = stage
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth.stage = nested
+                spent = (time.thread_time() - cpu, time.perf_counter() - wall)
+                with lock:
+                    entry = totals.setdefault(stage, [0.0, 0.0])
+                    entry[0] += spent[0]
+                    entry[1] += spent[1]
+                    if nested is not None:  # a checksum inside compression
+                        outer = totals.setdefault(nested, [0.0, 0.0])
+                        outer[0] -= spent[0]
+                        outer[1] -= spent[1]
+        return wrapper
+
+    for module_name, name, stage in STAGES:
+        module = importlib.import_module(module_name)
+        originals.append((module, name, getattr(module, name)))
+        setattr(module, name, timed(getattr(module, name), stage))
+    try:
+        yield totals
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
