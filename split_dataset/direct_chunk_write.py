@@ -5,10 +5,10 @@ the compressed bytes into the page cache. The writer's store thread makes these 
 back, so the compressing threads, which need the GIL for a moment between chunks, waited for
 it up to a switch interval each time: a third of the cores sat idle in a 2-thread save.
 
-This calls the same C function, ``H5Dwrite_chunk``, of the very HDF5 library h5py loaded,
-through ctypes (which releases the GIL during foreign calls), under h5py's own lock: HDF5 is
-still called by one thread at a time, as h5py guarantees. Where that library cannot be found
-(another platform, an HDF5 older than 1.10.3), h5py's call is used.
+This calls the same C function, ``H5Dwrite_chunk``, of the very HDF5 library h5py is linked
+to, through ctypes (which releases the GIL during foreign calls), under h5py's own lock: HDF5
+is still called by one thread at a time, as h5py guarantees. Where that function cannot be
+found (an HDF5 older than 1.10.3, a platform without it), h5py's call is used.
 """
 
 from __future__ import annotations
@@ -24,17 +24,23 @@ H5P_DEFAULT = 0
 
 @functools.cache
 def _hdf5_write_chunk() -> Any | None:
-    """``H5Dwrite_chunk`` of the HDF5 library loaded by h5py, or None."""
+    """``H5Dwrite_chunk`` of the HDF5 library h5py is linked to, or None.
+
+    Looked up from h5py's own extension module: the dynamic linker then searches that module
+    and the libraries it depends on, so it is h5py's HDF5 even when another one is loaded in
+    the process (PyTables bundles its own: its functions know nothing of h5py's objects).
+    """
     import h5py
+    import h5py.defs
 
     if h5py.version.hdf5_version_tuple < (1, 10, 3):
         return None
-    path = _loaded_hdf5_path()
-    if path is None:
-        return None
     try:
-        function = ctypes.CDLL(path).H5Dwrite_chunk
-    except (OSError, AttributeError):
+        library = ctypes.CDLL(h5py.defs.__file__)
+        function = library.H5Dwrite_chunk
+        if _library_version(library) != tuple(h5py.version.hdf5_version_tuple[:3]):
+            return None
+    except (OSError, AttributeError, TypeError):
         return None
     function.argtypes = [
         ctypes.c_int64,  # hid_t dset_id
@@ -48,21 +54,13 @@ def _hdf5_write_chunk() -> Any | None:
     return function
 
 
-def _loaded_hdf5_path() -> str | None:
-    """The file of the HDF5 library mapped into this process (h5py's wheel bundles its own,
-    under a hashed name), from ``/proc/self/maps``."""
-    import h5py.h5d  # noqa: F401  (h5py's extension loads its HDF5)
-
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rstrip("\n").split(maxsplit=5)[-1]
-                name = os.path.basename(path)
-                if name.startswith(("libhdf5.so", "libhdf5-")) and ".so" in name:
-                    return path
-    except OSError:
-        pass
-    return None
+def _library_version(library: Any) -> tuple[int, int, int]:
+    """The version an HDF5 library reports (a check that the lookup found h5py's)."""
+    parts = [ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()]
+    if library.H5get_libversion(*(ctypes.byref(p) for p in parts)) < 0:
+        return (0, 0, 0)
+    major, minor, release = (p.value for p in parts)
+    return (major, minor, release)
 
 
 def write_chunks(dataset: Any, chunks: Sequence[Any], path: os.PathLike | str) -> None:
