@@ -135,7 +135,7 @@ def scale(reps: int) -> dict:
     root = data.cache_root() / "scale"
     root.mkdir(parents=True, exist_ok=True)
     times: dict[str, list[float]] = {}
-    for n in (100, 10_000):
+    for n in (100, 10_000, 20_000):
         if not (root / f"n{n}" / "stack_metadata.json").is_file():
             frames = (np.arange(n * 2 * 64 * 64) % 1000).astype(np.uint16).reshape(n, 2, 64, 64)
             save_to_split_dataset(
@@ -145,6 +145,7 @@ def scale(reps: int) -> dict:
                 prefix=f"n{n}",
                 compression="blosc",
                 overwrite=True,
+                durable=False,  # benchmark data: 20,000 fsyncs would take minutes
             )
     for _ in range(reps * 3):
         for n in (100, 10_000):
@@ -154,7 +155,75 @@ def scale(reps: int) -> dict:
         started = time.perf_counter()
         os.listdir(root / "n10000")
         times.setdefault("listing", []).append(time.perf_counter() - started)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    result = {k: float(np.median(v)) for k, v in times.items()}
+    result.update(_full_reads_under_file_limit(root, reps))
+    return result
+
+
+# Run in a child process: the descriptor limit applies to the whole process.
+FULL_READ_CHILD = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+from split_dataset import SplitDataset
+root, reps = sys.argv[1], int(sys.argv[2])
+times = {}
+for _ in range(reps):
+    for n in (100, 20_000):
+        started = time.perf_counter()
+        data = SplitDataset(f"{root}/n{n}")[:]
+        times.setdefault(n, []).append(time.perf_counter() - started)
+        assert data.shape[0] == n
+print(json.dumps({n: sorted(t)[len(t) // 2] for n, t in times.items()}))
+"""
+
+
+def _full_reads_under_file_limit(root: Path, reps: int) -> dict:
+    """Open + full read of the 100- and 20,000-file recordings under ``ulimit -n 256``
+    (interleaved, median), in a child process; rates in files per second."""
+    import json
+    import subprocess
+
+    output = subprocess.run(
+        [sys.executable, "-c", FULL_READ_CHILD, str(root), str(reps)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    medians = {int(n): t for n, t in json.loads(output).items()}
+    return {"full 100 files": medians[100], "full 20000 files": medians[20_000]}
+
+
+# Peak memory of a full load, in a child process so that its high-water mark is the load's
+# (VmHWM belongs to the process image; ru_maxrss would carry the parent's over exec).
+PEAK_CHILD = """
+import json, sys
+from split_dataset import SplitDataset
+
+def status_kb(field):
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+ds = SplitDataset(sys.argv[1])
+ds[0, 0]  # imports, the first file's layout, the reader's threads: before the baseline
+before = status_kb("VmRSS")
+out = ds[:]
+print(json.dumps(dict(output=out.nbytes, before=before, peak=status_kb("VmHWM"))))
+"""
+
+
+def peak_memory(paths: dict) -> dict:
+    """Per variant: the process's peak resident memory during ``ds[:]`` above what it held
+    just before, relative to the output's size (the issue: at most output + 5 %)."""
+    import json
+    import subprocess
+
+    result = {}
+    for key, folder in paths.items():
+        output = subprocess.run(
+            [sys.executable, "-c", PEAK_CHILD, str(folder)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        result[key] = json.loads(output)
+    return result
 
 
 def render(report: dict) -> str:
@@ -247,6 +316,35 @@ def render(report: dict) -> str:
         f"folder alone: {sc['listing'] * 1e3:.1f} ms."
     )
     add("")
+    per_file = {n: sc[f"full {n} files"] / n for n in (100, 20000)}
+    add(
+        "Open + full read `SplitDataset(folder)[:]` of the same kind of recording, 100 and "
+        "20,000 files, under `ulimit -n 256` (a child process; the file cache keeps at most a "
+        "quarter of the limit open), interleaved, median: "
+        f"100 files {sc['full 100 files'] * 1e3:.1f} ms ({per_file[100] * 1e6:.0f} µs per "
+        f"file), 20,000 files {sc['full 20000 files'] * 1e3:.0f} ms "
+        f"({per_file[20000] * 1e6:.0f} µs per file): the 20,000-file read keeps "
+        f"{100 * per_file[100] / per_file[20000]:.0f}% of the 100-file rate."
+    )
+    add("")
+    if report.get("peak"):
+        add("## Peak memory of a full load")
+        add("")
+        add(
+            "`ds[:]` in a fresh process after `ds[0, 0]`: the peak resident set during the load "
+            "(`VmHWM`) above the resident set just before it, against the output's size "
+            "(the issue: at most output + 5 %)."
+        )
+        add("")
+        add("| data | output MB | peak above the baseline MB | % of output |")
+        add("|---|---|---|---|")
+        for key, entry in report["peak"].items():
+            extra = entry["peak"] - entry["before"]
+            add(
+                f"| {key} | {entry['output'] / 1e6:.0f} | {extra / 1e6:.0f} "
+                f"| {100 * extra / entry['output']:.1f}% |"
+            )
+        add("")
     add(
         "Correct: every timed reader's check selection matched the array: "
         + ("yes" if report["all_correct"] else "**NO**")
@@ -269,6 +367,9 @@ def main(argv=None) -> None:
         action="store_false",
         help="only the cold reads and the opening of many files",
     )
+    parser.add_argument(
+        "--no-cold", dest="cold", action="store_false", help="leave out the cold reads"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     variants = args.variants.split(",")
@@ -289,11 +390,13 @@ def main(argv=None) -> None:
         if args.hot:
             print(f"hot {key}", file=sys.stderr)
             report["hot"][key] = hot(folder, array, workloads, args.reps)
-        if variant in args.cold_variants.split(","):
+        if args.cold and variant in args.cold_variants.split(","):
             print(f"cold {key}", file=sys.stderr)
             report["cold"][key] = cold(folder, array, workloads, args.reps)
     print("scale", file=sys.stderr)
     report["scale"] = scale(args.reps)
+    print("peak memory", file=sys.stderr)
+    report["peak"] = peak_memory({f"{v} tpf={t}": folder for (v, t), folder in paths.items()})
     report["load_end"] = wl.loadavg()
     report["wall"] = (time.perf_counter() - started) / 60
     report["all_correct"] = all(
