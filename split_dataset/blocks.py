@@ -45,9 +45,19 @@ def blocks_per_axis(
     )
 
 
-def block_of(coords: np.ndarray, block_size: int, blocks_along_axis: int) -> np.ndarray:
-    """Block owning each coordinate: the last block also owns any padding-length tail."""
-    return np.minimum(coords // block_size, blocks_along_axis - 1)
+@overload
+def block_of(coords: int, block_size: int, blocks_along_axis: int) -> int: ...
+@overload
+def block_of(coords: np.ndarray, block_size: int, blocks_along_axis: int) -> np.ndarray: ...
+def block_of(coords, block_size, blocks_along_axis):
+    """Block owning each coordinate: the last block also owns any padding-length tail.
+
+    ``coords`` may be one Python int (then an int: the reader's per-frame path, where NumPy's
+    scalars would cost more than the rest of the planning) or an array."""
+    blocks = coords // block_size
+    if isinstance(blocks, np.ndarray):
+        return np.minimum(blocks, blocks_along_axis - 1)
+    return min(blocks, blocks_along_axis - 1)
 
 
 def owned_range(block: int, block_size: int, blocks_along_axis: int, size: int) -> tuple[int, int]:

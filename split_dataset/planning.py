@@ -164,6 +164,56 @@ def plan_blocks(
     return BlockPlan(axes, tuple(block_shape), tuple(blocks_grid), files)
 
 
+# --- selections inside one block: planned once, whatever the block -----------------------------
+
+
+def block_local_selection(
+    terms: tuple[Term, ...], block_shape: tuple[int, ...], blocks_grid: tuple[int, ...]
+) -> tuple[int, tuple[Term, ...]] | None:
+    """For integers and slices that all fall in one block: the block's linear index and the
+    selection relative to the block's start. None when the selection spans blocks, selects
+    nothing or holds a vector (the dataset-wide planner handles those)."""
+    linear = 0
+    local: list[Term] = []
+    for term, block_size, blocks_along_axis in zip(terms, block_shape, blocks_grid):
+        if isinstance(term, IntTerm):
+            first = last = term.index
+        elif isinstance(term, SliceTerm) and term.count:
+            first, last = term.start, term.start + term.step * (term.count - 1)
+        else:
+            return None
+        block = block_of(first, block_size, blocks_along_axis)
+        if block_of(last, block_size, blocks_along_axis) != block:
+            return None
+        linear = linear * blocks_along_axis + block
+        local.append(_shifted(term, block * block_size))
+    return linear, tuple(local)
+
+
+def _shifted(term: IntTerm | SliceTerm, offset: int) -> Term:
+    if offset == 0:
+        return term
+    if isinstance(term, IntTerm):
+        return IntTerm(term.index - offset)
+    return SliceTerm(term.start - offset, term.step, term.count, term.reverse)
+
+
+def plan_in_block(local_terms: tuple[Term, ...], chunk_shape: tuple[int, ...]) -> ReadPlan:
+    """The plan of a block-local selection in a file of ``chunk_shape`` chunks: the tables of
+    the dataset-wide plan of the same read, for any block (its only file is slot 0).
+
+    A grid of one block of size one plans in the block's own coordinates (the last block owns
+    every coordinate past its start). The tables are made read-only: readers share them.
+    """
+    one_block = (1,) * len(local_terms)
+    plan = plan_chunks(plan_blocks(local_terms, one_block, one_block), {0: chunk_shape})
+    for field in fields(plan):
+        table = getattr(plan, field.name)
+        if isinstance(table, np.ndarray):
+            table.flags.writeable = False
+    return plan
+
+
 # --- stage 2: chunks (reference implementation) --------------------------------------------------
 
 

@@ -1,0 +1,227 @@
+"""The per-frame path: a selection of integers and slices inside one block is planned once, in
+the block's own coordinates, and that plan is reused for every block and every read after.
+
+The reused plan must be the dataset-wide planner's plan of the same read (checked table by
+table on generated grids), and reads through it must stay right when files change on disk,
+when files of one dataset are chunked differently and when other selections come in between.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+
+import h5py
+import numpy as np
+import pytest
+from datasets import write_split_dataset
+from hypothesis import given
+from hypothesis import strategies as st
+
+from split_dataset import BlockFileError, SplitDataset
+from split_dataset.blocks import block_of, blocks_per_axis
+from split_dataset.planning import (
+    ReadPlan,
+    block_local_selection,
+    plan_blocks,
+    plan_chunks,
+    plan_in_block,
+)
+from split_dataset.reader import PLANS_IN_BLOCK_KEPT
+from split_dataset.selection import IntTerm, SliceTerm
+
+# --- the plan in a block is the dataset-wide plan --------------------------------------------
+
+
+@st.composite
+def grids_and_plain_selections(draw):
+    """A block grid (padding and a short last block included), a chunk shape per file, and
+    canonical integer and slice terms, often inside one block."""
+    ndim = draw(st.integers(1, 4))
+    shape = [draw(st.integers(1, 30)) for _ in range(ndim)]
+    block = [draw(st.integers(1, s)) for s in shape]
+    padding = [draw(st.integers(0, 3)) if b < s else 0 for s, b in zip(shape, block)]
+    grid = blocks_per_axis(shape, block, padding)
+    terms = []
+    for size, block_size in zip(shape, block):
+        start = draw(st.integers(0, size - 1))
+        if draw(st.booleans()):
+            terms.append(IntTerm(start))
+            continue
+        step = draw(st.integers(1, 7))
+        # short slices stay inside a block more often than not
+        count = draw(st.integers(0, min(len(range(start, size, step)), block_size + 2)))
+        terms.append(SliceTerm(start, step, count, draw(st.booleans())))
+    chunk_variants = [
+        tuple(draw(st.integers(1, b + p)) for b, p in zip(block, padding)) for _ in range(2)
+    ]
+    chunks = {f: chunk_variants[draw(st.integers(0, 1))] for f in range(int(np.prod(grid)))}
+    return tuple(block), grid, tuple(terms), chunks
+
+
+@pytest.mark.parametrize("planner_name", ["compiled", "python"])
+@given(case=grids_and_plain_selections())
+def test_the_plan_in_a_block_has_the_tables_of_the_dataset_wide_plan(planner_name, case):
+    block, grid, terms, chunks = case
+    os.environ["SPLIT_DATASET_PLANNER"] = planner_name
+    try:
+        block_plan = plan_blocks(terms, block, grid)
+        local = block_local_selection(terms, block, grid)
+        if local is None:
+            assert len(block_plan.files) != 1
+            return
+        linear, local_terms = local
+        assert block_plan.files == (linear,)
+        expected = plan_chunks(block_plan, chunks)
+        in_block = plan_in_block(local_terms, chunks[linear])
+    finally:
+        del os.environ["SPLIT_DATASET_PLANNER"]
+    assert in_block.files == (0,)
+    for name in [field.name for field in fields(ReadPlan) if field.name != "files"]:
+        np.testing.assert_array_equal(getattr(in_block, name), getattr(expected, name), name)
+
+
+def test_a_selection_across_blocks_or_of_nothing_has_no_plan_in_a_block():
+    block, grid = (4, 5), (3, 1)
+    assert block_local_selection((IntTerm(3), SliceTerm(0, 1, 5)), block, grid) == (
+        0,
+        (IntTerm(3), SliceTerm(0, 1, 5)),
+    )
+    assert block_local_selection((IntTerm(5), SliceTerm(0, 1, 5)), block, grid) == (
+        1,
+        (IntTerm(1), SliceTerm(0, 1, 5)),
+    )
+    assert block_local_selection((SliceTerm(3, 1, 2), IntTerm(0)), block, grid) is None
+    assert block_local_selection((SliceTerm(0, 1, 0), IntTerm(0)), block, grid) is None
+    # a step that jumps over a whole block still ends in another one
+    assert block_local_selection((SliceTerm(1, 9, 2), IntTerm(0)), block, grid) is None
+
+
+def test_the_last_block_owns_the_padding_tail_in_a_block_local_selection():
+    """Axis of 26, block 12, padding 2: coordinate 25 is element 13 of the second block."""
+    grid = blocks_per_axis((26,), (12,), (2,))
+    assert block_local_selection((IntTerm(25),), (12,), grid) == (1, (IntTerm(13),))
+    assert block_local_selection((SliceTerm(12, 13, 2, True),), (12,), grid) == (
+        1,
+        (SliceTerm(0, 13, 2, True),),
+    )
+
+
+def test_block_of_one_coordinate_agrees_with_block_of_an_array():
+    coords = np.arange(40)
+    for block_size, blocks_along_axis in [(12, 2), (12, 3), (1, 40), (5, 1), (7, 6)]:
+        expected = block_of(coords, block_size, blocks_along_axis).tolist()
+        got = [block_of(int(c), block_size, blocks_along_axis) for c in coords]
+        assert got == expected
+        assert all(type(b) is int for b in got)
+
+
+def test_a_shared_plan_cannot_be_changed():
+    plan = plan_in_block((IntTerm(1), SliceTerm(0, 1, 4)), (2, 2))
+    with pytest.raises(ValueError, match="read-only"):
+        plan.in_coords[0] = 7
+
+
+# --- reads through the shared plans ------------------------------------------------------------
+
+
+@pytest.fixture
+def recording(tmp_path):
+    """A (12, 3, 20, 16) recording, 4 time points per file, blosc chunks of one plane-quarter."""
+    array = np.random.default_rng(3).integers(0, 60000, (12, 3, 20, 16)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (4, 3, 20, 16), (1, 1, 10, 16))
+    return folder, array
+
+
+def rewrite_block(path, block: np.ndarray, chunks, compression=None) -> None:
+    """Replace a block file by a new one (another inode) holding ``block``."""
+    tmp = path.with_suffix(".tmp")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("stack_4D", data=block, chunks=chunks, compression=compression)
+    os.replace(tmp, path)
+
+
+def test_playback_reads_every_frame_right(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    for z in range(3):
+        for t in range(12):
+            np.testing.assert_array_equal(ds[t, z], array[t, z])
+            np.testing.assert_array_equal(ds[t, z, 3:17:2, ::-3], array[t, z, 3:17:2, ::-3])
+    # one plan per block-local selection, whatever the block
+    assert ds._grid.plan_in_block.cache_info().currsize == 2 * 3 * 4
+
+
+def test_other_selections_between_frames_do_not_disturb_them(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    others = [np.s_[2:9, 1], np.s_[[5, 1, 5]], np.s_[..., 4], np.s_[3, ::-1, 7:2:-2], np.s_[11]]
+    for t in range(12):
+        np.testing.assert_array_equal(ds[t, 1], array[t, 1])
+        other = others[t % len(others)]
+        np.testing.assert_array_equal(ds[other], array[other])
+        np.testing.assert_array_equal(ds[t, 1, 5], array[t, 1, 5])
+
+
+def test_frames_into_a_buffer_with_other_strides(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    buffer = np.zeros((16, 20), dtype=np.uint16).T  # Fortran order: other strides than a plane
+    for t in (0, 5, 11):
+        assert ds.read((t, 2), out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, array[t, 2])
+
+
+def test_files_chunked_differently_get_their_own_plans(recording, tmp_path):
+    folder, array = recording
+    rewrite_block(folder / "0001.h5", array[4:8], (2, 3, 7, 5), "gzip")
+    ds = SplitDataset(folder)
+    for t in range(12):
+        np.testing.assert_array_equal(ds[t, 1], array[t, 1])
+        np.testing.assert_array_equal(ds[t, 2, 9:14], array[t, 2, 9:14])
+
+
+def test_a_file_replaced_between_frames_is_read_with_its_new_chunks(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    for t in range(12):
+        ds[t, 0]
+    changed = array[4:8] + 1
+    rewrite_block(folder / "0001.h5", changed, (4, 1, 5, 4))
+    for t in range(12):
+        expected = changed[t - 4, 0] if 4 <= t < 8 else array[t, 0]
+        np.testing.assert_array_equal(ds[t, 0], expected)
+
+
+def test_a_file_rewritten_in_place_between_frames_is_read_anew(recording):
+    """Same name, same inode, same chunking: the size or time changes, the data too."""
+    folder, array = recording
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[5, 2], array[5, 2])
+    ds.layout(1)  # the whole chunk index read: no h5py handle of ours stays open on the file
+    changed = array[4:8] + 7
+    path = folder / "0001.h5"
+    with h5py.File(path, "r+") as handle:
+        handle["stack_4D"][...] = changed
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    np.testing.assert_array_equal(ds[5, 2], changed[1, 2])
+
+
+def test_a_file_replaced_by_a_wrong_block_is_refused_on_the_frame_path(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    ds[5, 0]
+    rewrite_block(folder / "0001.h5", array[4:6], (1, 1, 10, 16))  # two time points, not four
+    with pytest.raises(BlockFileError, match="0001.h5"):
+        ds[5, 0]
+
+
+def test_the_plans_kept_are_bounded(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    assert PLANS_IN_BLOCK_KEPT + 10 < 20 * 16
+    for n in range(PLANS_IN_BLOCK_KEPT + 10):  # every one another row or column start
+        row, column = divmod(n, 16)
+        np.testing.assert_array_equal(ds[0, 0, row, column:], array[0, 0, row, column:])
+    assert ds._grid.plan_in_block.cache_info().currsize == PLANS_IN_BLOCK_KEPT
