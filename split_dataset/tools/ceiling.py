@@ -319,20 +319,38 @@ def memcpy_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
     )
 
 
-def alloc_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
-    """Fresh np.empty + first touch (page faults): the cost of returning a new array.
+PARALLEL_TOUCH_BYTES = 4 << 20
+
+
+def alloc_rate(nbytes: int = 256 << 20, reps: int = 7, threads: int = 1) -> dict:
+    """Fresh np.empty + first touch (page faults): the cost of returning a new array, the
+    pages touched by ``threads`` threads (NumPy releases the GIL for the writes).
 
     On VMs whose freed memory goes back to the host this varies a lot between repetitions,
     hence min / median / max."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def touch(array: np.ndarray, part: int) -> None:
+        pages = -(-array.size // 4096)
+        first, last = part * pages // threads, (part + 1) * pages // threads
+        array[first * 4096 : last * 4096 : 4096] = 1
+
+    if nbytes < PARALLEL_TOUCH_BYTES:  # handing a small array to threads costs more
+        threads = 1
     times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a = np.empty(nbytes, dtype=np.uint8)
-        a[::4096] = 1
-        times.append(time.perf_counter() - t0)
-        del a
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a = np.empty(nbytes, dtype=np.uint8)
+            if threads == 1:
+                touch(a, 0)
+            else:
+                list(pool.map(touch, [a] * threads, range(threads)))
+            times.append(time.perf_counter() - t0)
+            del a
     return dict(
         bytes=nbytes,
+        threads=threads,
         median=float(np.median(times)),
         min=float(min(times)),
         max=float(max(times)),
