@@ -91,7 +91,9 @@ class LazyChunkIndex:
 
     def ensure(self, chunks: np.ndarray) -> None:
         """Make the byte ranges of the chunks ``chunks`` (linear indices) known."""
-        if self.complete:
+        # Offsets are written last (see index_all_chunks): a known offset is a whole entry, so
+        # the usual case, a file's next frame needing chunks looked up before, takes no lock.
+        if self.complete or self._offsets[chunks].min(initial=0) > UNKNOWN:
             return
         with self._lock:
             if self.complete:

@@ -126,7 +126,9 @@ class FileCache:
         with self._lock:
             return sum(entry.descriptors for entry in self._entries.values())
 
-    def _get(self, path: Path, key: str | None) -> OpenBlockFile:
+    def pin(self, path: Path, key: str | None = None) -> OpenBlockFile:
+        """The file's entry, open until ``unpin``: the one read as it is on disk now (a file
+        replaced or changed since it was indexed is indexed again)."""
         identity = _identity(_stat(path))
         with self._lock:
             entry = self._entries.get(path)
@@ -160,7 +162,7 @@ class FileCache:
         if entry.pins == 0:
             entry.close()
 
-    def _release(self, entry: OpenBlockFile) -> None:
+    def unpin(self, entry: OpenBlockFile) -> None:
         with self._lock:
             entry.pins -= 1
             if entry.evicted and entry.pins == 0:
@@ -174,11 +176,11 @@ class FileCache:
         entries: list[OpenBlockFile] = []
         try:
             for path in paths:
-                entries.append(self._get(path, key))
+                entries.append(self.pin(path, key))
             yield entries
         finally:
             for entry in entries:
-                self._release(entry)
+                self.unpin(entry)
 
     def layout(self, path: Path, key: str | None = None) -> FileLayout:
         """The file's layout with every chunk indexed."""

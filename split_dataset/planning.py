@@ -183,7 +183,7 @@ def block_local_selection(
         else:
             return None
         block = block_of(first, block_size, blocks_along_axis)
-        if block_of(last, block_size, blocks_along_axis) != block:
+        if last != first and block_of(last, block_size, blocks_along_axis) != block:
             return None
         linear = linear * blocks_along_axis + block
         local.append(_shifted(term, block * block_size))

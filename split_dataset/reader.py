@@ -229,7 +229,7 @@ def read_orthogonal(
         profile.threads_s += elapsed
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made for every read: a frozen dataclass costs twice as much to make
 class ReadOptions:
     threads: int
     background: bool = False  # prefetch: yield to foreground reads between chunks
@@ -276,11 +276,13 @@ def _read_in_block(
 ) -> None:
     """A selection inside one block: its plan depends only on the block-local selection and
     the file's chunk shape, so it is planned once for every block."""
-    with cache.acquire([grid.files[linear]], grid.key) as entries:
-        _check_layouts(grid, (linear,), entries)
-        _execute(
-            grid.plan_in_block(local_terms, entries[0].layout.chunk_shape), out, entries, options
-        )
+    entry = cache.pin(grid.files[linear], grid.key)
+    try:
+        _check_layouts(grid, (linear,), [entry])
+        plan = grid.plan_in_block(local_terms, entry.layout.chunk_shape)
+        _execute(plan, out, [entry], options)
+    finally:
+        cache.unpin(entry)
 
 
 def _check_layouts(grid: BlockGrid, files: Sequence[int], entries: list[OpenBlockFile]) -> None:
@@ -302,14 +304,15 @@ def _execute(
     context.background = options.background
     context.decode_only = options.decode_only
     context.read_ahead = READ_AHEAD
-    threads = min(options.threads, plan.n_tasks)
+    n_tasks = plan.n_tasks
+    threads = min(options.threads, n_tasks)
     profile = options.profile
     if profile is None:
-        context.run(threads, plan.n_tasks < SMALL_PLAN_TASKS)
+        context.run(threads, n_tasks < SMALL_PLAN_TASKS)
     else:
         context.profile = True
         faults, run_started = page_faults(), time.perf_counter()
-        context.run(threads, plan.n_tasks < SMALL_PLAN_TASKS)
+        context.run(threads, n_tasks < SMALL_PLAN_TASKS)
         run_s = time.perf_counter() - run_started
         record_run(profile, context.timings(), run_s, options.threads, faults)
     if context.error_code:

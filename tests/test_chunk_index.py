@@ -101,3 +101,33 @@ def test_closing_releases_the_files_of_partial_indexes(many_chunks):
     ds.close()
     assert lazy._handle is None  # the h5py handle kept for lookups is closed
     np.testing.assert_array_equal(ds[3, 1], array[3, 1])  # reopens and indexes again
+
+
+def test_a_frame_whose_chunks_are_known_looks_nothing_up_and_a_new_one_does(many_chunks):
+    """The next frame of a file whose chunks were looked up takes no lock and no lookup; a
+    frame that needs one more chunk (its other chunk known) still looks that one up."""
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[7, 2], array[7, 2])
+    lazy = _entry(ds, 1).layout.lazy
+    looked_up = []
+    real_look_up = lazy._look_up
+    lazy._look_up = lambda linear: (looked_up.append(linear), real_look_up(linear))
+
+    class NoLock:
+        def __enter__(self):
+            raise AssertionError("the lock was taken for chunks already known")
+
+        def __exit__(self, *exc_info):
+            return False
+
+    lock, lazy._lock = lazy._lock, NoLock()
+    np.testing.assert_array_equal(ds[7, 2], array[7, 2])
+    lazy._lock = lock
+    assert looked_up == []
+    np.testing.assert_array_equal(ds[7, 2, 2:6], array[7, 2, 2:6])  # rows of both chunks
+    assert looked_up == []
+    np.testing.assert_array_equal(ds[7, 3, 0], array[7, 3, 0])  # the first chunk of z=3
+    assert len(looked_up) == 1
+    np.testing.assert_array_equal(ds[7, 3, 3:5], array[7, 3, 3:5])  # that one and the next
+    assert len(looked_up) == 2 and not lazy.complete
