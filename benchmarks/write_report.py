@@ -84,31 +84,36 @@ def measure_ceilings(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) 
     return ceilings
 
 
-def measure_writes(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
-    results: dict = {}
+def _rows(results: dict, codecs, tpfs):
+    """``(codec, tpf, row)`` for every data variant, ``row`` the dict of its results."""
     for codec in codecs:
         for tpf in tpfs:
-            row = results.setdefault(f"{codec} tpf={tpf}", {})
-            for writer in WRITERS:
-                target = scratch / "ds"
-                times = []
-                for _ in range(reps):
-                    shutil.rmtree(target, ignore_errors=True)
-                    cpu0, t0 = time.process_time(), time.perf_counter()
-                    writers.write(writer, target, array, tpf, codec)
-                    times.append((time.perf_counter() - t0, time.process_time() - cpu0))
-                written = SplitDataset(target)
-                correct = written.shape == array.shape and bool(
-                    np.array_equal(written[-1], array[-1]) and np.array_equal(written[0], array[0]))
-                wall = [t for t, _ in times]
-                median = float(np.median(wall))
-                row[writer] = dict(
-                    median=median, min=float(min(wall)), rate=array.nbytes / median,
-                    cpu_per_wall=sum(c for _, c in times) / sum(wall),
-                    ratio=array.nbytes / writers.stored_bytes(target), correct=correct)
+            yield codec, tpf, results.setdefault(f"{codec} tpf={tpf}", {})
+
+
+def measure_writes(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
+    results: dict = {}
+    for codec, tpf, row in _rows(results, codecs, tpfs):
+        for writer in WRITERS:
+            target = scratch / "ds"
+            times = []
+            for _ in range(reps):
                 shutil.rmtree(target, ignore_errors=True)
-            log(f"{codec} tpf={tpf}: " + ", ".join(
-                f"{w} {r['rate'] / 1e6:.0f} MB/s" for w, r in row.items()) + f" (load {loadavg()})")
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                writers.write(writer, target, array, tpf, codec)
+                times.append((time.perf_counter() - t0, time.process_time() - cpu0))
+            written = SplitDataset(target)
+            correct = written.shape == array.shape and bool(
+                np.array_equal(written[-1], array[-1]) and np.array_equal(written[0], array[0]))
+            wall = [t for t, _ in times]
+            median = float(np.median(wall))
+            row[writer] = dict(
+                median=median, min=float(min(wall)), rate=array.nbytes / median,
+                cpu_per_wall=sum(c for _, c in times) / sum(wall),
+                ratio=array.nbytes / writers.stored_bytes(target), correct=correct)
+            shutil.rmtree(target, ignore_errors=True)
+        log(f"{codec} tpf={tpf}: " + ", ".join(
+            f"{w} {r['rate'] / 1e6:.0f} MB/s" for w, r in row.items()) + f" (load {loadavg()})")
     return results
 
 
@@ -119,21 +124,19 @@ def measure_stages(array: np.ndarray, codecs, tpfs, scratch: Path) -> dict:
     """One profiled write per writer of ``PROFILED_WRITERS`` and data variant: the CPU time of
     each stage (``writers.profile_stages``), the process's CPU time and the wall time."""
     results: dict = {}
-    for codec in codecs:
-        for tpf in tpfs:
-            row = results.setdefault(f"{codec} tpf={tpf}", {})
-            for writer in PROFILED_WRITERS:
-                target = scratch / "ds"
-                shutil.rmtree(target, ignore_errors=True)
-                with writers.profile_stages() as stages:
-                    cpu0, t0 = time.process_time(), time.perf_counter()
-                    writers.write(writer, target, array, tpf, codec)
-                    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-                shutil.rmtree(target, ignore_errors=True)
-                row[writer] = dict(wall=wall, cpu=cpu, stages={k: list(v) for k, v in stages.items()})
-            log(f"stages {codec} tpf={tpf}: " + ", ".join(
-                f"{w} " + " ".join(f"{k} {v[0]:.2f}s" for k, v in r["stages"].items())
-                for w, r in row.items()))
+    for codec, tpf, row in _rows(results, codecs, tpfs):
+        for writer in PROFILED_WRITERS:
+            target = scratch / "ds"
+            shutil.rmtree(target, ignore_errors=True)
+            with writers.profile_stages() as stages:
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                writers.write(writer, target, array, tpf, codec)
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            shutil.rmtree(target, ignore_errors=True)
+            row[writer] = dict(wall=wall, cpu=cpu, stages={k: list(v) for k, v in stages.items()})
+        log(f"stages {codec} tpf={tpf}: " + ", ".join(
+            f"{w} " + " ".join(f"{k} {v[0]:.2f}s" for k, v in r["stages"].items())
+            for w, r in row.items()))
     return results
 
 
