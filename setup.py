@@ -86,6 +86,13 @@ extensions = [
         libraries=["pthread", "m"],
         **common,
     ),
+    Extension(
+        "split_dataset._ext._chunk_writer",
+        ["src_ext/_chunk_writer.pyx"],
+        include_dirs=[blosc2_include],
+        extra_objects=[blosc2_static],  # zlib-ng's CRC-32 only
+        **common,
+    ),
 ]
 
 setup(

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import checksums
+from . import blosc1, checksums
 from .chunk_ranges import chunk_byte_ranges, chunks_are_byte_ranges
 from .direct_chunk_write import write_chunks
 from .file_layout import virtual_chunk_shape
@@ -141,54 +141,111 @@ class StoredChunk:
     crc: int
 
 
-def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> list[StoredChunk]:
+@dataclass(frozen=True)
+class CompressedChunks:
+    """A block's chunks as they go into its file, in C order over the chunk grid: the stored
+    bytes of chunk ``i`` are ``stored[offsets[i] : offsets[i] + sizes[i]]``."""
+
+    origins: np.ndarray  # (chunks, ndim) uint64: each chunk's first element
+    stored: np.ndarray  # uint8, the chunks' stored bytes one after the other
+    offsets: np.ndarray  # int64
+    sizes: np.ndarray  # int64
+    masks: np.ndarray  # uint8, HDF5's filter mask: 1 = kept raw (filter 0, blosc, skipped)
+    crcs: np.ndarray  # uint32, of the stored bytes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def chunks(self) -> list[StoredChunk]:
+        return [
+            StoredChunk(
+                tuple(origin), self.stored[start : start + size].tobytes(), int(mask), int(crc)
+            )
+            for origin, start, size, mask, crc in zip(
+                self.origins.tolist(), self.offsets, self.sizes, self.masks, self.crcs
+            )
+        ]
+
+
+def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> CompressedChunks:
     """Blosc1-compress every inner chunk of ``block``, in C order over the chunk grid.
 
-    numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel. A
-    chunk that blosc cannot shrink is kept raw with filter 0 marked as skipped, as the HDF5
-    blosc filter does; edge chunks are padded with zeros, since HDF5 stores every chunk at
-    full size.
+    numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel: all
+    chunks of a block in one compiled call where each chunk is one byte range of the block
+    (row bands, the default), chunk by chunk otherwise. A chunk that blosc cannot shrink is
+    kept raw with filter 0 marked as skipped, as the HDF5 blosc filter does; edge chunks are
+    padded with zeros, since HDF5 stores every chunk at full size.
     """
+    chunks = _block_chunks(block.shape, encoding)
+    compress_ctx = blosc1.compress_ctx_address()
+    if compress_ctx is not None and chunks_are_byte_ranges(block.shape, chunks):
+        return _compress_in_one_call(compress_ctx, block, chunks, encoding)
+    return _compress_chunk_by_chunk(block, chunks, encoding)
+
+
+def _compress_in_one_call(
+    compress_ctx: int, block: np.ndarray, chunks: tuple[int, ...], encoding: BlockEncoding
+) -> CompressedChunks:
+    from ._ext import _chunk_writer
+
+    origins, starts, lengths = chunk_byte_ranges(block.shape, chunks, block.itemsize)
+    count = len(starts)
+    chunk_bytes = int(np.prod(chunks)) * block.itemsize
+    # untouched pages of the worst case are never faulted in: memory is what is stored
+    stored = np.empty(count * (chunk_bytes + _chunk_writer.BLOSC_MAX_OVERHEAD), np.uint8)
+    offsets, sizes = np.empty(count, np.int64), np.empty(count, np.int64)
+    masks, crcs = np.empty(count, np.uint8), np.empty(count, np.uint32)
+    failed = _chunk_writer.compress_block(
+        compress_ctx,
+        np.ascontiguousarray(block).reshape(-1).view(np.uint8),
+        starts,
+        lengths,
+        chunk_bytes,
+        cast(int, encoding.compression.clevel),
+        SHUFFLE,
+        block.itemsize,
+        cast(str, encoding.compression.cname).encode(),
+        stored,
+        offsets,
+        sizes,
+        masks,
+        crcs,
+    )
+    if failed >= 0:
+        raise RuntimeError(f"c-blosc could not compress chunk {tuple(origins[failed])}")
+    return CompressedChunks(origins.astype(np.uint64), stored, offsets, sizes, masks, crcs)
+
+
+def _compress_chunk_by_chunk(
+    block: np.ndarray, chunks: tuple[int, ...], encoding: BlockEncoding
+) -> CompressedChunks:
     from numcodecs import blosc
 
-    chunks = _block_chunks(block.shape, encoding)
-    chunk_bytes = int(np.prod(chunks)) * block.dtype.itemsize
+    chunk_bytes = int(np.prod(chunks)) * block.itemsize
     cname = cast(str, encoding.compression.cname).encode()
     clevel = cast(int, encoding.compression.clevel)
-    typesize = block.dtype.itemsize
-    padded = bytearray(chunk_bytes)
-    stored = []
-    for offset, piece in _chunk_pieces(block, chunks):
-        if len(piece) < chunk_bytes:  # an edge chunk: its bytes first, zeros after
-            padded[: len(piece)] = piece
-            padded[len(piece) :] = bytes(chunk_bytes - len(piece))
-            piece = memoryview(padded)
-        compressed = blosc.compress(piece, cname, clevel, blosc.SHUFFLE, blosc.AUTOBLOCKS, typesize)
-        if len(compressed) < chunk_bytes:
-            data, mask = compressed, 0
-        else:
-            data, mask = bytes(piece), 1
-        stored.append(StoredChunk(offset, data, mask, checksums.crc32(data)))
-    return stored
-
-
-def _chunk_pieces(block: np.ndarray, chunks: tuple[int, ...]):
-    """``(origin, bytes)`` of every chunk in C order: the block's own bytes where a chunk is
-    one byte range of it (row bands, the default), a padded copy otherwise."""
-    if chunks_are_byte_ranges(block.shape, chunks):
-        flat = np.ascontiguousarray(block).reshape(-1).view(np.uint8).data
-        origins, starts, lengths = chunk_byte_ranges(block.shape, chunks, block.itemsize)
-        for origin, start, length in zip(origins.tolist(), starts.tolist(), lengths.tolist()):
-            yield tuple(origin), flat[start : start + length]
-        return
-    padded = np.zeros(chunks, block.dtype)
+    origins, pieces, masks = [], [], []
     for origin in _chunk_offsets(block.shape, chunks):
-        piece = block[tuple(slice(o, o + c) for o, c in zip(origin, chunks))]
-        if piece.shape != chunks:
-            padded[...] = 0
-            padded[tuple(slice(0, n) for n in piece.shape)] = piece
-            piece = padded
-        yield origin, np.ascontiguousarray(piece).reshape(-1).view(np.uint8).data
+        region = block[tuple(slice(o, o + c) for o, c in zip(origin, chunks))]
+        piece = np.zeros(chunks, block.dtype)  # edge chunks: zero-padded
+        piece[tuple(slice(0, n) for n in region.shape)] = region
+        compressed = blosc.compress(piece, cname, clevel, SHUFFLE, 0, block.itemsize)
+        kept_raw = len(compressed) >= chunk_bytes
+        origins.append(origin)
+        pieces.append(piece.tobytes() if kept_raw else compressed)
+        masks.append(int(kept_raw))
+    sizes = np.array([len(p) for p in pieces], np.int64)
+    return CompressedChunks(
+        np.array(origins, np.uint64).reshape(len(origins), block.ndim),
+        np.frombuffer(b"".join(pieces), np.uint8),
+        np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64),
+        sizes,
+        np.array(masks, np.uint8),
+        np.array([checksums.crc32(p) for p in pieces], np.uint32),
+    )
+
+
+SHUFFLE = 1  # c-blosc's byte shuffle, as PyTables and hdf5plugin write
 
 
 def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int, ...]:
@@ -200,7 +257,7 @@ def store_compressed(
     shape: tuple[int, ...],
     dtype: np.dtype,
     encoding: BlockEncoding,
-    stored: list[StoredChunk],
+    stored: CompressedChunks,
     block_start: Sequence[int] | None = None,
 ) -> None:
     """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
@@ -219,7 +276,7 @@ def store_compressed(
             **encoding.compression.h5py_options,
         )
         write_chunks(dataset, stored, path)
-        checksums.record(dataset, chunks, [chunk.crc for chunk in stored], block_start)
+        checksums.record(dataset, chunks, stored.crcs, block_start)
 
 
 def write_uncompressed_or_by_hdf5(
@@ -311,7 +368,7 @@ class PreparedBlock:
     shape: tuple[int, ...]
     dtype: np.dtype
     encoding: BlockEncoding
-    stored: list[StoredChunk] | None
+    stored: CompressedChunks | None
     block_start: tuple[int, ...] | None = None
 
     def store(self) -> Path:

@@ -37,7 +37,7 @@ def crc32(data: Any) -> int:
 def record(
     dataset: Any,
     chunk_shape: Sequence[int],
-    crcs: Sequence[int],
+    crcs: Sequence[int] | np.ndarray,
     block_start: Sequence[int] | None = None,
 ) -> None:
     """Write the CRCs (C order over the chunk grid) and the block's start as attributes."""

@@ -6,9 +6,10 @@ back, so the compressing threads, which need the GIL for a moment between chunks
 it up to a switch interval each time: a third of the cores sat idle in a 2-thread save.
 
 This calls the same C function, ``H5Dwrite_chunk``, of the very HDF5 library h5py is linked
-to, through ctypes (which releases the GIL during foreign calls), under h5py's own lock: HDF5
-is still called by one thread at a time, as h5py guarantees. Where that function cannot be
-found (an HDF5 older than 1.10.3, a platform without it), h5py's call is used.
+to, from the compiled writer (all chunks of a block in one call, the GIL released), under
+h5py's own lock: HDF5 is still called by one thread at a time, as h5py guarantees. Where
+that function cannot be found (an HDF5 older than 1.10.3, a platform without it), h5py's
+call is used.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-H5P_DEFAULT = 0
+if TYPE_CHECKING:
+    from .block_file import CompressedChunks
 
 
 @functools.cache
-def _hdf5_write_chunk() -> Any | None:
-    """``H5Dwrite_chunk`` of the HDF5 library h5py is linked to, or None.
+def _hdf5_write_chunk() -> int | None:
+    """The address of ``H5Dwrite_chunk`` in the HDF5 library h5py is linked to, or None.
 
     Looked up from h5py's own extension module: the dynamic linker then searches that module
     and the libraries it depends on, so it is h5py's HDF5 even when another one is loaded in
@@ -42,16 +43,7 @@ def _hdf5_write_chunk() -> Any | None:
             return None
     except (OSError, AttributeError, TypeError):
         return None
-    function.argtypes = [
-        ctypes.c_int64,  # hid_t dset_id
-        ctypes.c_int64,  # hid_t dxpl_id
-        ctypes.c_uint32,  # filter mask
-        ctypes.POINTER(ctypes.c_uint64),  # hsize_t offset[rank]
-        ctypes.c_size_t,
-        ctypes.c_char_p,  # const void *buf (bytes are passed without a copy)
-    ]
-    function.restype = ctypes.c_int
-    return function
+    return ctypes.cast(function, ctypes.c_void_p).value
 
 
 def _library_version(library: Any) -> tuple[int, int, int]:
@@ -63,31 +55,32 @@ def _library_version(library: Any) -> tuple[int, int, int]:
     return (major, minor, release)
 
 
-def write_chunks(dataset: Any, chunks: Sequence[Any], path: os.PathLike | str) -> None:
-    """Store each chunk (``offset``, ``data`` bytes, ``filter_mask``) of an h5py dataset as it
-    is, in order; ``path`` names the file in errors."""
+def write_chunks(dataset: Any, compressed: CompressedChunks, path: os.PathLike | str) -> None:
+    """Store every chunk of ``compressed`` in an h5py dataset as it is, in order; ``path``
+    names the file in errors."""
     write_chunk = _hdf5_write_chunk()
     if write_chunk is None:
         dataset_id = dataset.id
-        for chunk in chunks:
+        for chunk in compressed.chunks():
             dataset_id.write_direct_chunk(chunk.offset, chunk.data, filter_mask=chunk.filter_mask)
         return
     from h5py._objects import phil
 
-    offset_type = ctypes.c_uint64 * dataset.ndim
+    from ._ext import _chunk_writer
+
     with phil:  # HDF5 is not thread-safe: h5py's lock keeps every other call out meanwhile
-        dataset_hid = dataset.id.id
-        for chunk in chunks:
-            status = write_chunk(
-                dataset_hid,
-                H5P_DEFAULT,
-                chunk.filter_mask,
-                offset_type(*chunk.offset),
-                len(chunk.data),
-                chunk.data,
-            )
-            if status < 0:
-                raise OSError(
-                    f"{path}: HDF5 could not write chunk {tuple(chunk.offset)} of "
-                    f"'{dataset.name}' ({len(chunk.data)} bytes; disk full?)"
-                )
+        failed = _chunk_writer.write_chunks(
+            write_chunk,
+            dataset.id.id,
+            compressed.origins,
+            compressed.stored,
+            compressed.offsets,
+            compressed.sizes,
+            compressed.masks,
+        )
+    if failed >= 0:
+        origin = tuple(int(o) for o in compressed.origins[failed])
+        raise OSError(
+            f"{path}: HDF5 could not write chunk {origin} of '{dataset.name}' "
+            f"({int(compressed.sizes[failed])} bytes; disk full?)"
+        )

@@ -184,22 +184,23 @@ def test_the_command_line_says_its_version(capsys):
 # --- the built extension ---------------------------------------------------------------------
 
 
-def _readelf(*arguments: str) -> str:
+def _readelf(module: str, *arguments: str) -> str:
+    import importlib
     import subprocess
 
-    from split_dataset._ext import _chunk_reader
-
-    return subprocess.run(["readelf", *arguments, _chunk_reader.__file__], capture_output=True,
-                          text=True, check=True).stdout
+    path = importlib.import_module(f"split_dataset._ext.{module}").__file__
+    return subprocess.run(["readelf", *arguments, path], capture_output=True, text=True,
+                          check=True).stdout
 
 
 @pytest.mark.skipif(os.environ.get("SPLIT_DATASET_DEBUG_BUILD") == "1",
                     reason="a debug build (tests/asan.sh) keeps symbols and debug info")
-def test_the_extension_is_built_for_distribution():
+@pytest.mark.parametrize("module", ["_chunk_reader", "_chunk_writer", "_planner"])
+def test_the_extension_is_built_for_distribution(module):
     """No run path into the build machine, no debug info, and c-blosc2's and zlib-ng's symbols
     hidden: only the module's entry point is exported."""
-    assert "RUNPATH" not in _readelf("-d") and "RPATH" not in _readelf("-d")
-    assert ".debug_info" not in _readelf("-S")
-    exported = [line.split()[-1] for line in _readelf("--dyn-syms", "-W").splitlines()
+    assert "RUNPATH" not in _readelf(module, "-d") and "RPATH" not in _readelf(module, "-d")
+    assert ".debug_info" not in _readelf(module, "-S")
+    exported = [line.split()[-1] for line in _readelf(module, "--dyn-syms", "-W").splitlines()
                 if " GLOBAL " in line and " UND " not in line]
-    assert exported == ["PyInit__chunk_reader"], exported
+    assert exported == [f"PyInit_{module}"], exported

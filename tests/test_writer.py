@@ -174,10 +174,19 @@ def test_durable_fsyncs_every_file_and_durable_false_none(tmp_path, movie, monke
     ],
 )
 @pytest.mark.parametrize("dtype", ["u2", "f4"])
-def test_stored_chunks_are_numcodecs_blosc_of_the_zero_padded_chunks(shape, chunks, dtype):
+@pytest.mark.parametrize("in_one_call", [True, False], ids=["compiled", "chunk by chunk"])
+def test_stored_chunks_are_numcodecs_blosc_of_the_zero_padded_chunks(
+    shape, chunks, dtype, in_one_call, monkeypatch
+):
     from numcodecs import Blosc
 
+    from split_dataset import blosc1
     from split_dataset.block_file import block_encoding, compress_chunks
+
+    if in_one_call:
+        assert blosc1.compress_ctx_address() is not None
+    else:
+        monkeypatch.setattr(blosc1, "compress_ctx_address", lambda: None)
 
     rng = np.random.default_rng(11)
     block = rng.poisson(40, shape).astype(dtype)
@@ -187,7 +196,7 @@ def test_stored_chunks_are_numcodecs_blosc_of_the_zero_padded_chunks(shape, chun
     noise[...] = rng.integers(0, 256, noise.shape, dtype=np.uint8)
     encoding = block_encoding(block, "stack", "blosc:lz4", 5, chunks)
     codec = Blosc("lz4", 5, Blosc.SHUFFLE, typesize=block.itemsize)
-    stored = compress_chunks(block, encoding)
+    stored = compress_chunks(block, encoding).chunks()
     origins = list(np.ndindex(*(-(-s // c) for s, c in zip(shape, chunks))))
     assert [c.offset for c in stored] == [tuple(o * c for o, c in zip(i, chunks)) for i in origins]
     assert {c.filter_mask for c in stored} == {0, 1}
