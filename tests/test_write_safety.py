@@ -126,9 +126,8 @@ def test_the_streaming_writer_replaces_a_dataset_only_when_told(recording):
 KILL_RUNS_PER_MODE = 8
 
 
-def run_and_kill(mode: str, folder: Path, delay: float) -> bool:
-    """Start a writing child, kill it ``delay`` s after it starts writing; True if it
-    finished before that."""
+def _writing_child(mode: str, folder: Path) -> subprocess.Popen:
+    """A writing child, ready and told to go."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
     child = subprocess.Popen([sys.executable, str(TESTS / "save_kill_child.py"), mode, str(folder)],
@@ -136,10 +135,39 @@ def run_and_kill(mode: str, folder: Path, delay: float) -> bool:
     assert child.stdout.readline().strip() == "ready"
     child.stdin.write("go\n")
     child.stdin.flush()
+    return child
+
+
+def run_and_kill(mode: str, folder: Path, delay: float, after_first_block: bool = False) -> bool:
+    """Start a writing child, kill it ``delay`` s after it starts writing (or after its first
+    block file appears); True if it finished before that."""
+    child = _writing_child(mode, folder)
+    if after_first_block:
+        _wait_for_a_block_file(folder, child)
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     output = child.communicate()[0]
     return "done" in output
+
+
+def _wait_for_a_block_file(folder: Path, child: subprocess.Popen) -> None:
+    while child.poll() is None and not any(folder.glob("*.h5*")):
+        time.sleep(0.0005)
+
+
+def kill_delays(mode: str, scratch: Path, after_first_block: bool = False) -> list[float]:
+    """Delays spread over the time one uninterrupted write takes here and now, from its
+    start or from its first block file (fsyncs and compression speeds differ between
+    machines and runs, so a fixed range may miss the writing)."""
+    folder = scratch / "timed-99"  # blocks mode: "-N" seeds its order
+    child = _writing_child(mode, folder)
+    if after_first_block:
+        _wait_for_a_block_file(folder, child)
+    started = time.perf_counter()
+    assert "done" in child.communicate()[0]
+    duration = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    return [duration * rng.uniform(0.0, 1.1) for _ in range(KILL_RUNS_PER_MODE)]
 
 
 def check_interrupted(folder: Path, truth: np.ndarray, finished: bool) -> str:
@@ -185,10 +213,9 @@ def test_a_killed_whole_array_write_opens_with_its_blocks_and_resumes(tmp_path, 
     truth = expected()
     np.save(tmp_path / "source.npy", truth)
     outcomes = []
-    for run in range(KILL_RUNS_PER_MODE):
+    for run, delay in enumerate(kill_delays(mode, tmp_path, after_first_block=True)):
         folder = tmp_path / f"run-{run}"
-        delay = np.random.default_rng(run).uniform(0.0, 0.2)  # writes take ~0.15 s
-        finished = run_and_kill(mode, folder, delay)
+        finished = run_and_kill(mode, folder, delay, after_first_block=True)
         outcome = check_interrupted(folder, truth, finished)
         outcomes.append(outcome)
         if outcome in ("prefix", "gap"):
@@ -199,10 +226,11 @@ def test_a_killed_whole_array_write_opens_with_its_blocks_and_resumes(tmp_path, 
 def test_a_killed_overwrite_leaves_the_old_dataset_or_the_new_one_never_a_mix(tmp_path):
     old, new = expected(old=True), expected()
     outcomes = []
-    for run in range(KILL_RUNS_PER_MODE):
+    save_to_split_dataset(old, tmp_path, block_size=BLOCK, prefix="timed-99")
+    for run, delay in enumerate(kill_delays("overwrite", tmp_path)):
         folder = tmp_path / f"run-{run}"
         save_to_split_dataset(old, tmp_path, block_size=BLOCK, prefix=folder.name)
-        finished = run_and_kill("overwrite", folder, np.random.default_rng(run).uniform(0.0, 0.2))
+        finished = run_and_kill("overwrite", folder, delay)
         data = SplitDataset(folder)[...]  # no warning: always a complete dataset
         if np.array_equal(data, new):
             outcomes.append("new")
