@@ -300,7 +300,7 @@ def render_stages(stages: dict, add) -> None:
     add("")
     add("One profiled write per writer and data variant (`writers.profile_stages`: each stage's "
         "CPU time summed over the threads). Shares of the cores' time (2 × wall): *compress* "
-        "(numcodecs' c-blosc 1.x), *checksum* (zlib-ng CRC-32 of the stored chunks), *file* "
+        "(numcodecs' c-blosc 1.x), *checksum* (zlib-ng CRC-32 of the stored chunks; part of *compress* where a block's chunks are compressed in one compiled call, the default), *file* "
         "(HDF5 laying out the block file and writing the chunks: the page-cache copy of the "
         "stored bytes is most of it; raw blocks: their `pwrite`), *fsync* (CPU of the fsyncs), "
         "*other* (the rest of the process's CPU: reading the source, the pipeline's threads, "

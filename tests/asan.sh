@@ -341,7 +341,7 @@ fi
 #             space (RLIMIT_AS) - ASan could not run there; printed once per message.
 #   warnings: everything else; printed, does not fail the run.
 # Reports and runtime errors fail the run, except reports whose stack never passes through our
-# extensions (c-blosc2 and zlib-ng are linked into _chunk_reader): those are about another
+# extensions (c-blosc2 and zlib-ng are linked into _chunk_reader and _chunk_writer): those are about another
 # library, e.g. the HDF5 inside h5py when the fuzzer's reference reader opens a corrupt file.
 # They are listed, as third-party, and do not fail the run.
 shopt -s nullglob
@@ -350,7 +350,7 @@ asan_runtime=()
 asan_warnings=()
 asan_third_party=()
 for f in "$ASAN_LOGS"/asan.*; do
-    if grep -q 'ERROR: AddressSanitizer' "$f" && ! grep -qE '_chunk_reader|_planner' "$f"; then
+    if grep -q 'ERROR: AddressSanitizer' "$f" && ! grep -qE '_chunk_reader|_chunk_writer|_planner' "$f"; then
         asan_third_party+=("$f")
     elif grep -q 'ERROR: AddressSanitizer' "$f"; then
         asan_reports+=("$f")
