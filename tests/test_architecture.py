@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import write_split_dataset
+from grids import draw_block_grid, draw_chunk_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -85,11 +86,7 @@ def test_the_geometry_rules_agree_with_each_other():
 def grids_and_selections(draw):
     """A block grid (padding and a short last block included), a chunk shape per file (files
     may differ), and canonical terms: what the planner sees, without any file."""
-    ndim = draw(st.integers(1, 3))
-    shape = [draw(st.integers(1, 30)) for _ in range(ndim)]
-    block = [draw(st.integers(1, s)) for s in shape]
-    padding = [draw(st.integers(0, 3)) if b < s else 0 for s, b in zip(shape, block)]
-    grid = blocks_per_axis(shape, block, padding)
+    shape, block, padding, grid = draw_block_grid(draw, max_ndim=3)
     terms = []
     for size in shape:
         kind = draw(st.sampled_from(["int", "slice", "vector"]))
@@ -103,12 +100,7 @@ def grids_and_selections(draw):
         else:
             coords = draw(st.lists(st.integers(0, size - 1), max_size=12))
             terms.append(VectorTerm(np.asarray(coords, dtype=np.int64)))
-    n_files = int(np.prod(grid))
-    chunk_variants = [
-        tuple(draw(st.integers(1, b + p)) for b, p in zip(block, padding)) for _ in range(2)
-    ]
-    chunks = {f: chunk_variants[draw(st.integers(0, 1))] for f in range(n_files)}
-    return tuple(block), grid, tuple(terms), chunks
+    return tuple(block), grid, tuple(terms), draw_chunk_shapes(draw, block, padding, grid)
 
 
 @given(grids_and_selections())

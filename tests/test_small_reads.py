@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 from datasets import write_split_dataset
+from grids import draw_block_grid, draw_chunk_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,11 +38,7 @@ from split_dataset.selection import IntTerm, SliceTerm
 def grids_and_plain_selections(draw):
     """A block grid (padding and a short last block included), a chunk shape per file, and
     canonical integer and slice terms, often inside one block."""
-    ndim = draw(st.integers(1, 4))
-    shape = [draw(st.integers(1, 30)) for _ in range(ndim)]
-    block = [draw(st.integers(1, s)) for s in shape]
-    padding = [draw(st.integers(0, 3)) if b < s else 0 for s, b in zip(shape, block)]
-    grid = blocks_per_axis(shape, block, padding)
+    shape, block, padding, grid = draw_block_grid(draw, max_ndim=4)
     terms = []
     for size, block_size in zip(shape, block):
         start = draw(st.integers(0, size - 1))
@@ -52,11 +49,7 @@ def grids_and_plain_selections(draw):
         # short slices stay inside a block more often than not
         count = draw(st.integers(0, min(len(range(start, size, step)), block_size + 2)))
         terms.append(SliceTerm(start, step, count, draw(st.booleans())))
-    chunk_variants = [
-        tuple(draw(st.integers(1, b + p)) for b, p in zip(block, padding)) for _ in range(2)
-    ]
-    chunks = {f: chunk_variants[draw(st.integers(0, 1))] for f in range(int(np.prod(grid)))}
-    return tuple(block), grid, tuple(terms), chunks
+    return tuple(block), grid, tuple(terms), draw_chunk_shapes(draw, block, padding, grid)
 
 
 @pytest.mark.parametrize("planner_name", ["compiled", "python"])
