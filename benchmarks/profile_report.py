@@ -182,17 +182,22 @@ print(json.dumps({n: sorted(t)[len(t) // 2] for n, t in times.items()}))
 """
 
 
-def _full_reads_under_file_limit(root: Path, reps: int) -> dict:
-    """Open + full read of the 100- and 20,000-file recordings under ``ulimit -n 256``
-    (interleaved, median), in a child process; rates in files per second."""
+def _json_from_child(script: str, *arguments) -> dict:
+    """Run ``script`` in a fresh interpreter and return the JSON it prints."""
     import json
     import subprocess
 
     output = subprocess.run(
-        [sys.executable, "-c", FULL_READ_CHILD, str(root), str(reps)],
+        [sys.executable, "-c", script, *(str(a) for a in arguments)],
         check=True, capture_output=True, text=True,
     ).stdout
-    medians = {int(n): t for n, t in json.loads(output).items()}
+    return json.loads(output)
+
+
+def _full_reads_under_file_limit(root: Path, reps: int) -> dict:
+    """Open + full read of the 100- and 20,000-file recordings under ``ulimit -n 256``
+    (interleaved, median seconds), in a child process."""
+    medians = {int(n): t for n, t in _json_from_child(FULL_READ_CHILD, root, reps).items()}
     return {"full 100 files": medians[100], "full 20000 files": medians[20_000]}
 
 
@@ -218,17 +223,7 @@ print(json.dumps(dict(output=out.nbytes, before=before, peak=status_kb("VmHWM"))
 def peak_memory(paths: dict) -> dict:
     """Per variant: the process's peak resident memory during ``ds[:]`` above what it held
     just before, relative to the output's size (the issue: at most output + 5 %)."""
-    import json
-    import subprocess
-
-    result = {}
-    for key, folder in paths.items():
-        output = subprocess.run(
-            [sys.executable, "-c", PEAK_CHILD, str(folder)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        result[key] = json.loads(output)
-    return result
+    return {key: _json_from_child(PEAK_CHILD, folder) for key, folder in paths.items()}
 
 
 def render(report: dict) -> str:

@@ -27,6 +27,7 @@ from .file_layout import virtual_chunk_shape
 TARGET_CHUNK_BYTES = 128 * 1024
 
 BLOSC_COMPRESSORS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+SHUFFLE = 1  # c-blosc's byte shuffle, as PyTables and hdf5plugin write
 
 
 def default_chunk_shape(block_shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
@@ -153,9 +154,6 @@ class CompressedChunks:
     masks: np.ndarray  # uint8, HDF5's filter mask: 1 = kept raw (filter 0, blosc, skipped)
     crcs: np.ndarray  # uint32, of the stored bytes
 
-    def __len__(self) -> int:
-        return len(self.sizes)
-
     def chunks(self) -> list[StoredChunk]:
         return [
             StoredChunk(
@@ -243,9 +241,6 @@ def _compress_chunk_by_chunk(
         np.array(masks, np.uint8),
         np.array([checksums.crc32(p) for p in pieces], np.uint32),
     )
-
-
-SHUFFLE = 1  # c-blosc's byte shuffle, as PyTables and hdf5plugin write
 
 
 def _block_chunks(shape: tuple[int, ...], encoding: BlockEncoding) -> tuple[int, ...]:
