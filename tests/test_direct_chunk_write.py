@@ -34,24 +34,27 @@ def test_the_function_is_found_in_h5pys_own_hdf5():
     assert direct_chunk_write._hdf5_write_chunk() is not None
 
 
-# PyTables bundles another HDF5; loaded first, a lookup by library name found its
-# H5Dwrite_chunk, which knows nothing of h5py's objects: every write failed.
-PYTABLES_FIRST = """
-import subprocess
+# PyTables bundles another HDF5. A lookup by library name (the first libhdf5 in
+# /proc/self/maps, which lists the one mapped last first) found PyTables' H5Dwrite_chunk when
+# PyTables was imported after h5py: it knows nothing of h5py's objects, every write failed.
+HDF5_OF_TWO_PACKAGES = """
 import sys
-import tables  # its HDF5 is mapped first
+for package in sys.argv[2:]:
+    __import__(package)
 import numpy as np
-from split_dataset import SplitDataset, save_to_split_dataset
+from split_dataset import SplitDataset, direct_chunk_write, save_to_split_dataset
 frames = (np.arange(3 * 2 * 64 * 64) % 1000).astype(np.uint16).reshape(3, 2, 64, 64)
 save_to_split_dataset(frames, sys.argv[1], block_size=(1, 2, 64, 64), compression="blosc")
 assert (SplitDataset(sys.argv[1])[:] == frames).all()
-from split_dataset import direct_chunk_write
-assert direct_chunk_write._hdf5_write_chunk() is not None  # written through ctypes
+assert direct_chunk_write._hdf5_write_chunk() is not None  # written through the compiled path
 """
 
 
-def test_writes_work_with_pytables_hdf5_loaded_first(tmp_path):
-    subprocess.run([sys.executable, "-c", PYTABLES_FIRST, str(tmp_path / "ds")], check=True)
+@pytest.mark.parametrize("order", [("h5py", "tables"), ("tables", "h5py")], ids="-then-".join)
+def test_writes_use_h5pys_hdf5_whichever_package_loads_first(tmp_path, order):
+    subprocess.run(
+        [sys.executable, "-c", HDF5_OF_TWO_PACKAGES, str(tmp_path / "ds"), *order], check=True
+    )
 
 
 @pytest.mark.parametrize("compiled", [True, False])
