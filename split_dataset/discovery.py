@@ -64,6 +64,52 @@ def numbered_block_names(
     """
     if names is None:
         names = os.listdir(folder)
+    numbered = _one_zero_padded_run(names, prefix)
+    if numbered is None:
+        numbered = _numbered_with_gaps_filled(folder, names, prefix)
+    if not numbered:
+        return []
+    # files before the first one listed, renamed in during the listing
+    first_name = numbered[0]
+    first = _number(first_name)
+    earlier = []
+    while first > 0 and _exists(folder, candidate := _same_pattern(first_name, first, first - 1)):
+        first, first_name = first - 1, candidate
+        earlier.append(candidate)
+    return earlier[::-1] + numbered if earlier else numbered
+
+
+def _one_zero_padded_run(names: list[str], prefix: str | None) -> list[str] | None:
+    """The block names in order, if every ``.h5`` file of the listing is the prefix and
+    numbers of one width with none missing (how writers name blocks), else None.
+
+    The general rule (``_numbered_with_gaps_filled``) parses every name in Python: 16 ms of a
+    10,000-file folder's 27 ms open. Here one regular expression checks the names and a string
+    sort orders them: zero-padded numbers of one width sort as strings as they do as numbers,
+    and distinct numbers from ``first`` to ``last``, as many as the names, leave no gap.
+    ASCII digits only: other scripts' digits would not sort as strings by value.
+    """
+    listing = "\n".join(names)
+    if listing.count("\n") != len(names) - 1:
+        return None  # a name with a newline in it
+    first_match = NUMBERED_NAME.search(listing)
+    if first_match is None or (prefix is not None and first_match["prefix"] != prefix):
+        return None
+    name_prefix, width = first_match["prefix"], len(first_match["number"])
+    pattern = f"^{re.escape(name_prefix)}[0-9]{{{width}}}{re.escape(BLOCK_SUFFIX)}$"
+    run = re.findall(pattern, listing, re.MULTILINE)
+    h5_names = listing.count(BLOCK_SUFFIX + "\n") + listing.endswith(BLOCK_SUFFIX)
+    if len(run) != h5_names:
+        return None  # other .h5 names: prefixes, widths, hidden files; the general rule decides
+    run.sort()
+    digits = slice(len(name_prefix), len(name_prefix) + width)
+    if int(run[-1][digits]) - int(run[0][digits]) != len(run) - 1:
+        return None
+    return run
+
+
+def _numbered_with_gaps_filled(folder: Path, names: list[str], prefix: str | None) -> list[str]:
+    """``numbered_block_names`` for any listing: each name parsed, a missing number looked up."""
     # one regular expression over the whole listing: a loop over 10,000 names in Python cost
     # more than the listing itself
     found = NUMBERED_NAME.findall("\n".join(n for n in names if "\n" not in n))
@@ -78,15 +124,6 @@ def numbered_block_names(
     numbers = np.fromiter((int(number) for _, _, number in found), np.int64, len(found))
     order = np.argsort(numbers, kind="stable")
     numbered = list(zip(numbers[order].tolist(), [found[i][0] for i in order.tolist()]))
-
-    def exists(name: str) -> bool:
-        return os.path.isfile(os.path.join(folder, name))
-
-    if numbered:  # files before the first one listed, renamed in during the listing
-        first, first_name = numbered[0]
-        while first > 0 and exists(earlier := _same_pattern(first_name, first, first - 1)):
-            first, first_name = first - 1, earlier
-            numbered.insert(0, (first, first_name))
     if numbers.size < 2 or np.all(np.diff(numbers[order]) == 1):
         return [name for _, name in numbered]  # no gap, no repeat: nothing to look up
     complete: list[tuple[int, str]] = numbered[:1]
@@ -96,7 +133,7 @@ def numbered_block_names(
             raise BlockFileError(f"{folder}: {previous_name} and {name} have the same number")
         for missing in range(previous + 1, number):
             candidate = _same_pattern(previous_name, previous, missing)
-            if not exists(candidate):
+            if not _exists(folder, candidate):
                 raise _NumberingGap(
                     f"{folder}: block file number {missing} is missing "
                     f"(between {previous_name} and {name})"
@@ -104,6 +141,10 @@ def numbered_block_names(
             complete.append((missing, candidate))
         complete.append((number, name))
     return [name for _, name in complete]
+
+
+def _exists(folder: Path, name: str) -> bool:
+    return os.path.isfile(os.path.join(folder, name))
 
 
 def _same_pattern(name: str, number: int, other: int) -> str:
@@ -173,7 +214,10 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
         metadata = read_json_metadata(metadata_path)
     if metadata.files is not None:
         block_names = list(metadata.files)
-        missing = [n for n in block_names if not os.path.isfile(os.path.join(folder, n))]
+        # the listing answers for most names (a stat each took 25 ms for 10,000 files); a name
+        # it lacks may have been renamed in since, so that one is looked up
+        listed = set(names)
+        missing = [n for n in block_names if n not in listed and not _exists(folder, n)]
         if missing:
             raise NotASplitDatasetError(
                 f"{folder}: block files listed in the metadata are missing: "
@@ -183,7 +227,7 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
         first_number = None
     else:
         block_names = numbered
-        first_number = _first_number(numbered[0]) if numbered else None
+        first_number = _number(numbered[0]) if numbered else None
     # A recording that has not completed its first block has a JSON (with the dtype, written by
     # this package) and no block file yet: it opens empty. Any other JSON needs its files.
     if not block_names and 0 not in metadata.shape_full and metadata.dtype is None:
@@ -196,7 +240,8 @@ def is_marked_incomplete(metadata: StackMetadata) -> bool:
     return INCOMPLETE_KEY in metadata.extra
 
 
-def _first_number(name: str) -> int:
+def _number(name: str) -> int:
+    """The number in a block file's name."""
     match = NUMBERED_NAME.match(name)
     assert match is not None
     return int(match["number"])
