@@ -108,6 +108,33 @@ def test_workloads_and_the_generator_load_without_the_package():
     assert result.returncode == 0, result.stderr
 
 
+def test_cold_readers_take_turns_going_first(tmp_path):
+    """A cold read after another reader's is warmer (the host caches the VM's disk): in cold
+    mode every reader goes first on its share of the selections, in hot mode the order stays."""
+    from split_dataset.tools.workloads import Workload, run_workload
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def read(self, index):
+            calls.append(self.name)
+            return np.zeros(1)
+
+    block = tmp_path / "0000.h5"
+    block.write_bytes(b"x")
+    readers = {name: Recorder(name) for name in "abc"}
+    workload = Workload("plane", "ds[t]", "throughput", (0,), [(t,) for t in range(6)])
+    for cold, expected_firsts in ((True, list("abcabc")), (False, list("aaaaaa"))):
+        calls.clear()
+        run_workload(readers, workload, None, [block], cold=cold)
+        timed = calls[3:]  # after the check reads
+        assert [timed[i] for i in range(0, 18, 3)] == expected_firsts
+        assert sorted(timed) == sorted(list("abc") * 6)
+
+
 def test_the_synthetic_recording_has_any_shape_and_one_noise_time_point():
     from split_dataset.tools.synthetic import noise_time_point, synthetic_recording
 
@@ -200,6 +227,25 @@ def test_the_ceiling_decodes_natively_or_says_it_cannot(tmp_path, compression):
         assert measured["decode1_rate"] == float("inf") and 0 < rate < float("inf")
     else:
         assert 0 < measured["decode1_rate"] < float("inf") and 0 < rate < float("inf")
+
+
+@pytest.mark.parametrize("compression", ["blosc", "blosc:lz4", "zlib", "raw", "contiguous"])
+def test_the_playback_floor_returns_the_frame_of_row_band_chunks(tmp_path, compression):
+    """The floor does the reader's work by another road: its frames must be the frames."""
+    array = np.random.default_rng(2).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
+    array[1] = 7  # compresses to almost nothing
+    ds = SplitDataset(write_split_dataset(tmp_path / "ds", array, (2, 3, 40, 30),
+                                          chunk_shape=(1, 1, 20, 30), compression=compression))
+    frames = [(t, z) for t in range(4) for z in range(3)]
+    floor = ceiling.FrameFloor(ds, frames)
+    try:
+        for t, z in frames:
+            # a contiguous block is one virtual chunk here: the floor reads all of it
+            block = array[t // 2 * 2 : t // 2 * 2 + 2]
+            expected = block if compression == "contiguous" else array[t, z]
+            np.testing.assert_array_equal(floor.read((t, z)), expected.ravel())
+    finally:
+        floor.close()
 
 
 def test_bench_reports_no_ceiling_where_it_cannot_decode(tmp_path):

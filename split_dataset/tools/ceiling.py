@@ -8,6 +8,7 @@
   releases the GIL: ``native_decoders``);
 - ``PreadRanges``: ``pread`` of the same byte ranges into a reused buffer, on 1 and all cores,
   with the pages in the cache or just dropped;
+- ``FrameFloor``: the least work one frame of playback takes (pread + decode, one thread);
 - ``memcpy_rate`` and ``alloc_rate``: copying a large buffer, and a fresh array's first touch.
 
 ``ceiling_rate`` combines them into the decoded bytes per second a reader on n threads can
@@ -179,6 +180,42 @@ def _run_split(work: Callable[[list], None], items: list, threads: int) -> float
 DECODABLE = {Codec.RAW, Codec.BLOSC, Codec.DEFLATE, Codec.SHUFFLE_DEFLATE, Codec.SHUFFLE}
 
 
+def _decode(decoders: Any, ctx: Any, item: tuple, t_addr: int, s_addr: int, produced: Any) -> bool:
+    """Decode one stored chunk ``(address, size, nbytes, codec, mask, itemsize)`` into
+    ``t_addr`` (``s_addr``: scratch for shuffle + deflate) with the decoders the package links;
+    False if its stored bytes are already the data (raw, or filters skipped)."""
+    address, size, nbytes, codec, mask, itemsize = item
+    lib = decoders.lib
+    if codec in (Codec.BLOSC, Codec.DEFLATE) and mask & 1:
+        return False  # HDF5 stored the chunk raw (filter skipped: incompressible)
+    if codec == Codec.SHUFFLE_DEFLATE and mask & 2:
+        if mask & 1:
+            return False
+        lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
+        return True
+    if codec == Codec.BLOSC:
+        status = lib.blosc2_decompress_ctx(ctx, address, size, t_addr, nbytes)
+        if status != nbytes:
+            raise RuntimeError(f"blosc2_decompress_ctx returned {status}")
+    elif codec in (Codec.SHUFFLE_DEFLATE, Codec.DEFLATE):
+        produced.value = nbytes
+        status = decoders.inflate(
+            s_addr if codec == Codec.SHUFFLE_DEFLATE else t_addr,
+            ctypes.byref(produced),
+            address,
+            size,
+        )
+        if status != 0:
+            raise RuntimeError(f"inflate returned {status}")
+        if codec == Codec.SHUFFLE_DEFLATE:
+            lib.blosc2_unshuffle(itemsize, nbytes, s_addr, t_addr)
+    elif codec == Codec.SHUFFLE:
+        lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
+    else:
+        return False  # RAW
+    return True
+
+
 class LoadedChunks:
     """The stored bytes of a ChunkSet, in memory, ready to be decoded over and over."""
 
@@ -215,38 +252,13 @@ class LoadedChunks:
 
     def _decode_part(self, part: list) -> None:
         decoders = native_decoders()
-        lib = decoders.lib
         ctx = decoders.dctx()
         target = np.empty(self.max_nbytes, dtype=np.uint8)
         staging = np.empty(self.max_nbytes, dtype=np.uint8)
         t_addr, s_addr = target.ctypes.data, staging.ctypes.data
         produced = ctypes.c_size_t()
-        for address, size, nbytes, codec, mask, itemsize in part:
-            if codec in (Codec.BLOSC, Codec.DEFLATE) and mask & 1:
-                continue  # HDF5 stored the chunk raw (filter skipped: incompressible)
-            if codec == Codec.SHUFFLE_DEFLATE and mask & 2:
-                if not mask & 1:
-                    lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
-                continue
-            if codec == Codec.BLOSC:
-                status = lib.blosc2_decompress_ctx(ctx, address, size, t_addr, nbytes)
-                if status != nbytes:
-                    raise RuntimeError(f"blosc2_decompress_ctx returned {status}")
-            elif codec in (Codec.SHUFFLE_DEFLATE, Codec.DEFLATE):
-                produced.value = nbytes
-                status = decoders.inflate(
-                    s_addr if codec == Codec.SHUFFLE_DEFLATE else t_addr,
-                    ctypes.byref(produced),
-                    address,
-                    size,
-                )
-                if status != 0:
-                    raise RuntimeError(f"inflate returned {status}")
-                if codec == Codec.SHUFFLE_DEFLATE:
-                    lib.blosc2_unshuffle(itemsize, nbytes, s_addr, t_addr)
-            elif codec == Codec.SHUFFLE:
-                lib.blosc2_unshuffle(itemsize, nbytes, address, t_addr)
-            # RAW: nothing to decode
+        for item in part:
+            _decode(decoders, ctx, item, t_addr, s_addr, produced)
 
     def decode(self, threads: int) -> float:
         """Decode every chunk once on ``threads`` threads; wall seconds."""
@@ -300,6 +312,65 @@ class PreadRanges:
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
+
+
+class FrameFloor:
+    """The least work a frame of playback takes, apart from the package: ``pread`` the stored
+    bytes of its chunks and decode them into a fresh array with the same C decoders, on one
+    thread, the chunks looked up beforehand (no planning, no pool, no file to check). Its
+    latency after the same pause as a reader's is the floor under the reader's, tail included.
+
+    ``read`` returns the chunks' data one after the other: the frame itself when its chunks
+    are row bands (as the benchmark files' are), else only the same amount of work."""
+
+    def __init__(self, ds: SplitDataset, indexes: Sequence[tuple]) -> None:
+        self.dtype = ds.dtype
+        self._fds: dict[Path, int] = {}
+        self._frames: dict[tuple, tuple[int, list[tuple]]] = {}
+        for index in indexes:
+            chunks = touched_chunks(ds, index)
+            fds = [self._fd(path) for path in chunks.paths]
+            items = [
+                (fds[slot], offset, size, nbytes, chunks.codecs[slot], mask, chunks.itemsizes[slot])
+                for (slot, offset, size, nbytes), mask in zip(chunks.entries, chunks.masks)
+            ]
+            self._frames[tuple(index)] = (sum(i[3] for i in items), items)
+        biggest = max((i[3] for _, items in self._frames.values() for i in items), default=1)
+        self._stored = np.empty(biggest, dtype=np.uint8)
+        self._scratch = np.empty(biggest, dtype=np.uint8)
+        self._decoders = native_decoders()
+        self._ctx = self._decoders.dctx()
+        self._produced = ctypes.c_size_t()
+
+    def _fd(self, path: Path) -> int:
+        if path not in self._fds:
+            self._fds[path] = os.open(path, os.O_RDONLY)
+        return self._fds[path]
+
+    def read(self, index: tuple) -> np.ndarray:
+        nbytes_total, items = self._frames[tuple(index)]
+        out = np.empty(nbytes_total, dtype=np.uint8)
+        stored, stored_addr = memoryview(self._stored), self._stored.ctypes.data
+        position = 0
+        for fd, offset, size, nbytes, codec, mask, itemsize in items:
+            target = out[position : position + nbytes]
+            if codec == Codec.RAW:
+                os.preadv(fd, [target], offset)
+            else:
+                os.preadv(fd, [stored[:size]], offset)
+                item = (stored_addr, size, nbytes, codec, mask, itemsize)
+                target_addr, scratch_addr = target.ctypes.data, self._scratch.ctypes.data
+                if not _decode(
+                    self._decoders, self._ctx, item, target_addr, scratch_addr, self._produced
+                ):
+                    target[:] = self._stored[:nbytes]
+            position += nbytes
+        return out.view(self.dtype)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 def memcpy_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
