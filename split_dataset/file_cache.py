@@ -16,10 +16,14 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import forking
 from .errors import BlockFileError
 from .file_layout import FileLayout, read_file_layout
+
+if TYPE_CHECKING:
+    from ._ext._chunk_reader import ReadContext
 
 # One for pread, one for the h5py handle of a chunk index being filled in.
 MAX_DESCRIPTORS_PER_FILE = 2
@@ -55,6 +59,8 @@ class OpenBlockFile:
         self.pins = 0
         self.evicted = False
         self.checked_blocks: set[int] = set()  # blocks whose geometry was checked against it
+        # (id(plan), verify_checksums) -> (plan, ReadContext template): reader._execute
+        self.read_templates: dict[tuple[int, bool], tuple[object, ReadContext]] = {}
         self.fd = -1  # until opened; close() may run on a half-made entry (from __del__)
         for _ in range(REOPEN_ATTEMPTS):
             fd = _open(path)

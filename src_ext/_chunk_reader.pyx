@@ -475,6 +475,10 @@ cdef class ReadContext:
     cdef public bint decode_only  # benchmarks: read and decode every chunk, copy nothing
     cdef bint verify_checksums
     cdef object keep_alive
+    cdef object tables  # the files' chunk tables, which ``files`` points into
+    cdef int out_axis[MAX_DIMS]
+    cdef int n_out_axes
+    cdef bint template  # made by ``as_template``: no output, never run
     cdef public bint read_ahead  # on a page-cache miss, advise the kernel of the chunks ahead
     cdef public bint profile  # count where the time goes (see ``timings``)
     cdef int _missed  # a chunk was not in the page cache: read ahead from now on
@@ -505,6 +509,7 @@ cdef class ReadContext:
         n_out_axes = 0
         for a in range(self.ndim):
             axis = plan.out_axis[a]
+            self.out_axis[a] = axis
             if axis >= 0:
                 if axis >= out.ndim:
                     raise ValueError(f"plan axis {a} maps to output axis {axis}, out is {out.ndim}-d")
@@ -516,6 +521,7 @@ cdef class ReadContext:
                 self.out_extent[a] = 1
         if n_out_axes != out.ndim:
             raise ValueError(f"the plan has {n_out_axes} output axes, out has {out.ndim}")
+        self.n_out_axes = n_out_axes
         self.in_coords = plan.in_coords
         self.out_coords = plan.out_coords
         self.group_chunk = plan.group_chunk
@@ -528,11 +534,15 @@ cdef class ReadContext:
         self.files = <FileInfo*>calloc(max(self.n_files, 1), sizeof(FileInfo))
         if self.files == NULL:
             raise MemoryError()
-        keep = [out]
+        tables = []
         for f, entry in enumerate(files):
-            keep.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
-        self.keep_alive = keep
+            tables.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
+        self.tables = tables
+        self.keep_alive = out
         self._check_plan()
+        self._reset(verify_checksums)
+
+    cdef void _reset(self, bint verify_checksums) noexcept:
         self.next_task = 0
         self._error_code = 0
         self.error_task = -1
@@ -542,6 +552,57 @@ cdef class ReadContext:
         self.verify_checksums = verify_checksums
         self.read_ahead = True
         self.profile = False
+
+    cdef ReadContext _copy(self):
+        """Another context of the same plan and files (checked once, when this was made),
+        without an output."""
+        cdef ReadContext other = ReadContext.__new__(ReadContext)
+        other.files = <FileInfo*>calloc(max(self.n_files, 1), sizeof(FileInfo))
+        if other.files == NULL:
+            raise MemoryError()
+        memcpy(other.files, self.files, self.n_files * sizeof(FileInfo))
+        other.n_files = self.n_files
+        other.ndim, other.itemsize, other.n_out_axes = self.ndim, self.itemsize, self.n_out_axes
+        memcpy(other.out_axis, self.out_axis, sizeof(self.out_axis))
+        memcpy(other.out_extent, self.out_extent, sizeof(self.out_extent))
+        other.in_coords, other.out_coords = self.in_coords, self.out_coords
+        other.group_chunk, other.group_start = self.group_chunk, self.group_start
+        other.group_count, other.group_contiguous = self.group_count, self.group_contiguous
+        other.task_file, other.task_groups = self.task_file, self.task_groups
+        other.tables = self.tables
+        other._reset(self.verify_checksums)
+        return other
+
+    def as_template(self):
+        """This plan on these files without the output: kept to make ``for_output`` contexts
+        (a viewer reads the same plane of one block file after another: the plan and the
+        files are checked once, not on every frame)."""
+        cdef ReadContext template = self._copy()
+        template.template = True
+        return template
+
+    def for_output(self, cnp.ndarray out):
+        """A context of the template's plan and files that fills ``out`` (any strides), or
+        None if ``out`` has not the shape and item size of the output the template was made
+        for (then make a new ``ReadContext``)."""
+        cdef int a, axis
+        if not self.template:
+            raise ValueError("for_output needs a template (as_template)")
+        if not out.flags.writeable:
+            raise ValueError("output array is read-only")
+        if out.ndim != self.n_out_axes or out.dtype.itemsize != self.itemsize:
+            return None
+        for a in range(self.ndim):
+            axis = self.out_axis[a]
+            if axis >= 0 and out.shape[axis] != self.out_extent[a]:
+                return None
+        cdef ReadContext context = self._copy()
+        for a in range(self.ndim):
+            axis = self.out_axis[a]
+            context.out_stride[a] = 0 if axis < 0 else out.strides[axis]
+        context.out_data = <char*>cnp.PyArray_DATA(out)
+        context.keep_alive = out
+        return context
 
     cdef list _describe_file(self, FileInfo* info, int fd, layout):
         cdef int a
@@ -669,6 +730,8 @@ cdef class ReadContext:
 
         Returns when all tasks are done or one failed (see ``error_code``).
         """
+        if self.template:
+            raise ValueError("a template has no output: run a context from for_output")
         if self.read_ahead:
             self._index_files()
         if not self.background:
@@ -730,6 +793,8 @@ cdef class ReadContext:
 
     def scatter_decoded(self, int64_t task, const uint8_t[::1] decoded):
         """Copy a chunk that was decoded elsewhere (h5py fallback) into the output."""
+        if self.template:
+            raise ValueError("a template has no output: run a context from for_output")
         if task < 0 or task >= self.task_file.shape[0]:
             raise IndexError(f"task {task} of {self.task_file.shape[0]}")
         cdef FileInfo* info = &self.files[self.task_file[task]]

@@ -218,3 +218,76 @@ def test_the_plans_kept_are_bounded(recording):
         row, column = divmod(n, 16)
         np.testing.assert_array_equal(ds[0, 0, row, column:], array[0, 0, row, column:])
     assert ds._grid.plan_in_block.cache_info().currsize == PLANS_IN_BLOCK_KEPT
+
+
+# --- the checked context kept per file for a reused plan ----------------------------------------
+
+
+def test_a_frame_read_again_goes_through_its_kept_context(recording):
+    """The second read of a plane in a file goes through the context kept from the first:
+    into fresh arrays, into buffers of other strides, with new axes, for every block."""
+    folder, array = recording
+    ds = SplitDataset(folder)
+    buffer = np.zeros((16, 20), dtype=np.uint16).T
+    for _ in range(3):
+        for t in range(12):
+            for z in range(3):
+                np.testing.assert_array_equal(ds[t, z], array[t, z])
+                assert ds.read((t, z), out=buffer) is buffer
+                np.testing.assert_array_equal(buffer, array[t, z])
+                np.testing.assert_array_equal(ds[t, z, None, 4:], array[t, z, None, 4:])
+    entries = [ds._cache.pin(path, ds._grid.key) for path in ds._grid.files]
+    try:  # 4 time points x 3 planes x 2 selections per file
+        assert [len(e.read_templates) for e in entries] == [24, 24, 24]
+    finally:
+        for entry in entries:
+            ds._cache.unpin(entry)
+
+
+def test_a_kept_context_is_only_a_template(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    ds[1, 2]
+    entry = ds._cache.pin(ds._grid.files[0], ds._grid.key)
+    try:
+        ((_, template),) = entry.read_templates.values()
+        with pytest.raises(ValueError, match="template has no output"):
+            template.run(1)
+        assert template.for_output(np.empty((20, 17), np.uint16)) is None  # another shape
+        assert template.for_output(np.empty((20, 16), np.uint32)) is None  # another item size
+        read_only = np.empty((20, 16), np.uint16)
+        read_only.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            template.for_output(read_only)
+        out = np.zeros((20, 16), np.uint16)
+        context = template.for_output(out)
+        context.run(1)
+        np.testing.assert_array_equal(out, array[1, 2])
+    finally:
+        ds._cache.unpin(entry)
+
+
+def test_a_context_kept_without_checksums_does_not_serve_a_checked_read(tmp_path):
+    """A chunk corrupted in place, the file's size and time put back (the cache sees the same
+    file): a read with checksums must check it, though an unchecked context of that plan is
+    kept."""
+    from split_dataset import ChunkReadError, save_to_split_dataset
+
+    array = np.random.default_rng(4).integers(0, 60000, (4, 2, 32, 32)).astype(np.uint16)
+    save_to_split_dataset(array, tmp_path / "ds", block_size=(2, 2, 32, 32))
+    ds = SplitDataset(tmp_path / "ds")
+    np.testing.assert_array_equal(ds[1, 1], array[1, 1])
+    np.testing.assert_array_equal(ds[1, 1], array[1, 1])  # through the kept context
+    layout = ds.layout(0)
+    chunk = int(np.ravel_multi_index((1, 1, 0, 0), layout.chunk_grid))
+    path = ds.root / "0000.h5"
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(int(layout.chunk_offset[chunk]) + int(layout.chunk_size[chunk]) - 1)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    ds.verify_checksums = True
+    with pytest.raises(ChunkReadError, match="0000.h5.*checksum mismatch"):
+        ds[1, 1]
