@@ -238,6 +238,7 @@ def test_the_playback_floor_returns_the_frame_of_row_band_chunks(tmp_path, compr
                                           chunk_shape=(1, 1, 20, 30), compression=compression))
     frames = [(t, z) for t in range(4) for z in range(3)]
     floor = ceiling.FrameFloor(ds, frames)
+    assert floor.in_frame_order == (compression != "contiguous")
     try:
         for t, z in frames:
             # a contiguous block is one virtual chunk here: the floor reads all of it
