@@ -143,6 +143,29 @@ def test_read_ahead_asks_for_the_planned_chunks_and_nothing_else(tmp_path, per_f
         assert not pages[unplanned].any(), f"{path.name}: unplanned chunks were asked for"
 
 
+@pytest.mark.parametrize("compression", ["raw", "blosc"])
+def test_whole_raw_files_ahead_are_left_to_the_kernel(tmp_path, compression):
+    """A full read of 4 MiB files: compressed files ahead are asked for (the disk reads while
+    the cores decode); raw ones are not (nothing to overlap: the kernel's own read-ahead keeps
+    up with one long run, and advice queued in front of the file being read slowed it)."""
+    array = movie((3, 8, 512, 512))
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 8, 512, 512), (1, 1, 512, 512),
+                                 compression)
+    files = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder)
+    ds[:]  # look up every chunk
+    layouts = [ds.layout(i) for i in range(len(files))]
+    assert all(int(layout.chunk_size.sum()) > (2 << 20) for layout in layouts)
+    make_cold(files)
+    with read_context(ds, (slice(None),)) as (context, _):
+        context.read_ahead_from(0)
+    for slot in (1, 2):
+        pages = settled_resident_pages(files[slot])
+        stored = np.concatenate([np.arange(s.start, s.stop) for s in
+                                 (chunk_pages(layouts[slot], c) for c in range(8))])
+        assert pages[stored].all() == (compression == "blosc"), (files[slot].name, compression)
+
+
 def test_read_ahead_off_reads_the_same_and_never_probes(tmp_path, monkeypatch):
     array = movie((4, 2, 64, 128))
     folder = write_split_dataset(tmp_path / "ds", array, (1, 2, 64, 128), (1, 1, 32, 128))
