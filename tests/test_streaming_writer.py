@@ -464,7 +464,7 @@ def _check_after_kill(folder: Path, lines: list[str], per_block: int) -> str:
     if not folder.is_dir() or not list(folder.glob("*.h5")):
         assert committed == 0 and not closed  # killed before the first block was published
         if (folder / "stack_metadata.json").is_file():  # opens, empty, with its dtype
-            ds = SplitDataset(folder)
+            ds = open_quietly(folder)  # the JSON may announce frames no block holds yet
             assert ds.shape == (0,) + KILL_FRAME_SHAPE and ds.dtype == np.uint16
         elif folder.is_dir():  # killed before the writer had set the folder up
             with pytest.raises(NotASplitDatasetError):
