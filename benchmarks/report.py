@@ -128,8 +128,7 @@ def playback(folder: Path, array: np.ndarray, samples: int, pause: float = 0.005
         played[FLOOR]["correct"] = None
     names = list(turns)
     for number, (t, z) in enumerate(frames):
-        first = number % len(names)
-        for name in names[first:] + names[:first]:
+        for name in wl.taking_turns(names, number):
             time.sleep(pause)
             _play_frame(turns[name], (t, z), array, played[name], flat=name == FLOOR)
     prefetching_name = f"ours t=2 + prefetch {ahead}"

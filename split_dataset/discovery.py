@@ -214,8 +214,8 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
         metadata = read_json_metadata(metadata_path)
     if metadata.files is not None:
         block_names = list(metadata.files)
-        # the listing answers for most names (a stat each took 25 ms for 10,000 files); a name
-        # it lacks may have been renamed in since, so that one is looked up
+        # the listing answers for most names instead of a stat each; a name it lacks may have
+        # been renamed in since, so that one is looked up
         listed = set(names)
         missing = [n for n in block_names if n not in listed and not _exists(folder, n)]
         if missing:

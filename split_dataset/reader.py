@@ -290,6 +290,16 @@ def _read_in_block(
         cache.unpin(entry)
 
 
+def _kept_context(
+    templates: dict | None, key: tuple[int, bool], plan: ReadPlan, out: np.ndarray
+) -> _chunk_reader.ReadContext | None:
+    """A context copied from the template kept for ``plan`` that fills ``out``, or None."""
+    known = None if templates is None else templates.get(key)
+    if known is None or known[0] is not plan:  # the id of a plan still held is that plan's
+        return None
+    return known[1].for_output(out)
+
+
 def _check_layouts(grid: BlockGrid, files: Sequence[int], entries: list[OpenBlockFile]) -> None:
     for linear, entry in zip(files, entries):
         if linear not in entry.checked_blocks:  # once per file version, not every read
@@ -313,13 +323,10 @@ def _execute(
     if reusable_in is not None and plan.n_tasks <= TEMPLATE_MAX_TASKS:
         templates = reusable_in.read_templates
     template_key = (id(plan), options.verify_checksums)
-    known = None if templates is None else templates.get(template_key)
-    context = None
-    if known is not None and known[0] is plan:  # the id of a plan still held: that plan
-        context = known[1].for_output(out)
-    if context is not None:
-        templates = None  # nothing new to keep
-    else:
+    context = _kept_context(templates, template_key, plan, out)
+    keep_in = None  # where a template of a new context goes
+    if context is None:
+        keep_in = templates
         context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
         for slot, entry in enumerate(entries):
             lazy = entry.layout.lazy
@@ -341,10 +348,10 @@ def _execute(
         record_run(profile, context.timings(), run_s, options.threads, faults)
     if context.error_code:
         raise ChunkReadError(_describe_failure(context, plan, entries))
-    if templates is not None:
-        if len(templates) >= READ_TEMPLATES_PER_FILE:
-            templates.clear()
-        templates[template_key] = (plan, context.as_template())
+    if keep_in is not None:
+        if len(keep_in) >= READ_TEMPLATES_PER_FILE:
+            keep_in.clear()
+        keep_in[template_key] = (plan, context.as_template())
     if any(e.layout.codec == Codec.H5PY for e in entries) and not options.decode_only:
         fallback_started = time.perf_counter()
         _read_with_h5py(context, plan, entries)

@@ -479,7 +479,7 @@ cdef class ReadContext:
     cdef public bint background  # yields to foreground reads between chunks
     cdef public bint decode_only  # benchmarks: read and decode every chunk, copy nothing
     cdef bint verify_checksums
-    cdef object keep_alive
+    cdef object out_array  # kept alive: ``out_data`` points into it
     cdef object tables  # the files' chunk tables, which ``files`` points into
     cdef int out_axis[MAX_DIMS]
     cdef int n_out_axes
@@ -543,7 +543,7 @@ cdef class ReadContext:
         for f, entry in enumerate(files):
             tables.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
         self.tables = tables
-        self.keep_alive = out
+        self.out_array = out
         self._check_plan()
         self._reset(verify_checksums)
 
@@ -606,7 +606,7 @@ cdef class ReadContext:
             axis = self.out_axis[a]
             context.out_stride[a] = 0 if axis < 0 else out.strides[axis]
         context.out_data = <char*>cnp.PyArray_DATA(out)
-        context.keep_alive = out
+        context.out_array = out
         return context
 
     cdef list _describe_file(self, FileInfo* info, int fd, layout):

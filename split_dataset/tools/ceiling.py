@@ -356,6 +356,7 @@ class FrameFloor:
         nbytes_total, items = self._frames[tuple(index)]
         out = np.empty(nbytes_total, dtype=np.uint8)
         stored, stored_addr = self._stored.data, self._stored.ctypes.data
+        scratch_addr = self._scratch.ctypes.data
         position = 0
         for fd, offset, size, nbytes, codec, mask, itemsize in items:
             target = out[position : position + nbytes]
@@ -364,10 +365,8 @@ class FrameFloor:
             else:
                 os.preadv(fd, [stored[:size]], offset)
                 item = (stored_addr, size, nbytes, codec, mask, itemsize)
-                target_addr, scratch_addr = target.ctypes.data, self._scratch.ctypes.data
-                if not _decode(
-                    self._decoders, self._ctx, item, target_addr, scratch_addr, self._produced
-                ):
+                decoders, ctx, produced = self._decoders, self._ctx, self._produced
+                if not _decode(decoders, ctx, item, target.ctypes.data, scratch_addr, produced):
                     target[:] = self._stored[:nbytes]
             position += nbytes
         return out.view(self.dtype)

@@ -284,6 +284,15 @@ def stats(times: list[float]) -> dict:
     )
 
 
+def taking_turns(items: list, number: int) -> list:
+    """``items`` in turn ``number``'s order: each goes first in turn, the others after it in
+    their order (readers timed one after another meet the machine's moments alike)."""
+    if not items:
+        return items
+    first = number % len(items)
+    return items[first:] + items[:first]
+
+
 def run_workload(
     readers: dict,
     workload: Workload,
@@ -325,11 +334,9 @@ def run_workload(
             entry["skip"] = True
     active = [(n, r) for n, r in readers.items() if not results[n].get("skip")]
     for number, index in enumerate(workload.selections):
-        order = active
-        if cold and active:
-            # each reader goes first in turn: dropping the guest's pages leaves the host's cache
-            # under a VM's disk warm, and whoever read a selection first paid 1.1-1.5x
-            order = active[number % len(active) :] + active[: number % len(active)]
+        # cold, each reader goes first in turn: dropping the guest's pages leaves the host's
+        # cache under a VM's disk warm, and whoever read a selection first paid 1.1-1.5x
+        order = taking_turns(active, number) if cold else active
         for name, reader in order:
             entry = results[name]
             if cold and files:
