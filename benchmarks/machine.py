@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,43 @@ def machine_info() -> dict:
         split_dataset=split_dataset.__version__,
         default_threads=split_dataset.get_default_threads(),
         ceiling_decoders=describe_decoders(),
-        env={k: os.environ[k] for k in ("BLOSC_NTHREADS", "OMP_NUM_THREADS",
-                                         "SPLIT_DATASET_BENCH_SIZE") if k in os.environ},
+        free_page_reporting=free_page_reporting(),
+        env={
+            k: os.environ[k]
+            for k in ("BLOSC_NTHREADS", "OMP_NUM_THREADS", "SPLIT_DATASET_BENCH_SIZE")
+            if k in os.environ
+        },
     )
+
+
+# The guest's free-page reporting (virtio-balloon): free blocks of 2**order pages go back to
+# the host, and touching them again costs a fault on the host too.
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters")
+# no free block reaches this order (the buddy allocator's largest is 10), so none is reported
+_ORDER_NEVER_REPORTED = "11"
+
+
+def free_page_reporting() -> str:
+    """The VM's free-page reporting as a report states it: 'none', or its order and delay."""
+    try:
+        order = (PAGE_REPORTING / "page_reporting_order").read_text().strip()
+    except OSError:
+        return "none"
+    try:
+        delay = (PAGE_REPORTING / "min_free_ms").read_text().strip() + " ms"
+    except OSError:
+        delay = "?"
+    return f"order {order} (blocks of {4 << int(order)} KiB), reported after {delay}"
+
+
+@contextlib.contextmanager
+def free_page_reporting_paused() -> Iterator[None]:
+    """Stop the guest reporting free pages to the host for the block (root only), then put
+    the setting back, whatever happens in the block."""
+    path = PAGE_REPORTING / "page_reporting_order"
+    saved = path.read_text().strip()
+    path.write_text(_ORDER_NEVER_REPORTED)
+    try:
+        yield
+    finally:
+        path.write_text(saved)

@@ -37,6 +37,7 @@ from split_dataset.tools.readers import PackageReader  # noqa: E402
 
 HOT_WORKLOADS = ("plane", "volume", "zcol", "roi", "stride", "fancy", "full")
 COLD_WORKLOADS = ("volume", "zcol", "full")
+FRESH_EXPERIMENT_WORKLOADS = ("zcol", "stride", "fancy", "full")
 THREADS = 2
 
 
@@ -73,10 +74,7 @@ def profiled(ds: SplitDataset, selections: list, files=None) -> dict:
 
 def hot(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
     wl.warm_cache(data.block_files(folder))
-    readers = {
-        "fresh": PackageReader(folder, THREADS),
-        "out=": PackageReader(folder, THREADS, reuse_out=True),
-    }
+    readers = hot_readers(folder, array)
     ds = readers["fresh"].ds
     out = {}
     for name in HOT_WORKLOADS:
@@ -86,14 +84,50 @@ def hot(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
         ceil = ceiling.measure_ceiling(chunks, reps=reps)
         measure.evaluate(ds, workload, ceil, results, {"fresh": THREADS, "out=": THREADS})
         nbytes = wl.result_nbytes(workload.selections[0], array.shape, array.itemsize)
-        touch = ceiling.alloc_rate(nbytes, reps=reps, threads=THREADS)
+        back_to_back = ceiling.alloc_rate(nbytes, reps=reps, threads=THREADS)
         out[name] = dict(
             results=results,
             ceiling=ceil,
             profile=profiled(ds, workload.selections[:reps]),
-            first_touch_s=touch["median"],
+            first_touch_s=results["first touch"]["median"],
+            first_touch_back_to_back_s=back_to_back["median"],
         )
         gc.collect()
+    for r in readers.values():
+        r.close()
+    return out
+
+
+def hot_readers(folder: Path, array: np.ndarray) -> dict:
+    """Fresh output, a reused ``out=``, and the first touch of a fresh output's size taking
+    turns with them (so it meets memory in the state the fresh reads meet it)."""
+    return {
+        "fresh": PackageReader(folder, THREADS),
+        "out=": PackageReader(folder, THREADS, reuse_out=True),
+        "first touch": ceiling.FirstTouch(array.shape, array.itemsize, THREADS),
+    }
+
+
+def fresh_with_reporting_paused(
+    folder: Path, array: np.ndarray, workloads: dict, reps: int
+) -> dict:
+    """The fresh-output workloads run twice, the VM's free-page reporting on and then paused
+    (``machine.free_page_reporting_paused``): the part of a fresh read's time that is the
+    host refaulting pages the guest handed back."""
+    wl.warm_cache(data.block_files(folder))
+    readers = hot_readers(folder, array)
+    out: dict = {}
+    for name in FRESH_EXPERIMENT_WORKLOADS:
+        for state in ("on", "paused"):
+            if state == "paused":
+                with machine.free_page_reporting_paused():
+                    results = wl.run_workload(readers, workloads[name], array)
+            else:
+                results = wl.run_workload(readers, workloads[name], array)
+            out.setdefault(name, {})[state] = {k: v["median"] for k, v in results.items()}
+            out[name]["correct"] = all(
+                r.get("correct") is not False for r in results.values()
+            ) and out[name].get("correct", True)
     for r in readers.values():
         r.close()
     return out
@@ -189,7 +223,9 @@ def _json_from_child(script: str, *arguments) -> dict:
 
     output = subprocess.run(
         [sys.executable, "-c", script, *(str(a) for a in arguments)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(output)
 
@@ -237,7 +273,8 @@ def render(report: dict) -> str:
         f"{report['wall']:.1f} min. Rules: `shared/BENCHMARKS.md`; all figures of a table come "
         "from the same run. Machine: "
         f"{info['cpu']}, {info['nproc']} cores, load {report['load_start']} at the start, "
-        f"{report['load_end']} at the end. Data: shape {tuple(report['shape'])} uint16 "
+        f"{report['load_end']} at the end, free-page reporting to the host: "
+        f"{info.get('free_page_reporting', '?')}. Data: shape {tuple(report['shape'])} uint16 "
         "(`benchmarks/data.py`)."
     )
     add("")
@@ -254,15 +291,17 @@ def render(report: dict) -> str:
         "not decoded in place), *idle* = a core with nothing to do (waiting for the other "
         "thread to finish, or a helper not woken for a small read). Page faults per read "
         "are the first touch of the fresh output (decoding threads pay them). *first touch* "
-        "= `np.empty` of the output's size and one write per page on 2 threads, measured in "
-        "this run: the kernel zeroes every page of a fresh array, a cost `out=` does not pay; "
-        "*% ceiling + first touch* = (decode-only ceiling + first touch) / our fresh median."
+        "= `np.empty` of the output's size and one write per page on 2 threads, the cost of "
+        "a fresh array that `out=` does not pay: *in turn* timed taking turns with the reads "
+        "(`ceiling.FirstTouch`), so that it meets memory as the fresh reads meet it, *back to "
+        "back* in a loop of its own (pages freed and at once reused); *% ceiling + first "
+        "touch* = (decode-only ceiling + first touch in turn) / our fresh median."
     )
     add("")
     add(
         "| data | workload | ms fresh | ms out= | % ceiling fresh / out= | % measured 2-core "
-        "fresh | first touch ms | % ceiling + first touch, fresh | plan | pread | decode | copy "
-        "| idle | page faults / read |"
+        "fresh | first touch ms in turn / back to back | % ceiling + first touch, fresh "
+        "| plan | pread | decode | copy | idle | page faults / read |"
     )
     add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, per_workload in report["hot"].items():
@@ -271,16 +310,20 @@ def render(report: dict) -> str:
             s = entry["profile"]["shares"]
             ideal = fresh["median"] * fresh.get("pct_ceiling", float("nan")) / 100
             touch = entry.get("first_touch_s", float("nan"))
+            back_to_back = entry.get("first_touch_back_to_back_s", float("nan"))
             add(
                 f"| {key} | {name} | {fresh['median'] * 1e3:.3g} | {reused['median'] * 1e3:.3g} "
                 f"| {fresh.get('pct_ceiling', float('nan')):.0f}% / "
                 f"{reused.get('pct_ceiling', float('nan')):.0f}% "
                 f"| {fresh.get('pct_measured', float('nan')):.0f}% "
-                f"| {touch * 1e3:.3g} | {100 * (ideal + touch) / fresh['median']:.0f}% "
+                f"| {touch * 1e3:.3g} / {back_to_back * 1e3:.3g} "
+                f"| {100 * (ideal + touch) / fresh['median']:.0f}% "
                 f"| {s['planning']:.0%} | {s['io']:.0%} | {s['decode']:.0%} | {s['copy']:.0%} "
                 f"| {s['idle']:.0%} | {entry['profile']['minor_faults']:.0f} |"
             )
     add("")
+    if report.get("fresh_paused"):
+        render_fresh_paused(report["fresh_paused"], add)
     add("## Cold page cache (pages dropped before every read), 2 threads")
     add("")
     add(
@@ -360,6 +403,34 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_fresh_paused(per_variant: dict, add) -> None:
+    add("### Fresh outputs with the VM's free-page reporting paused")
+    add("")
+    add(
+        "The same fresh, `out=` and first-touch readers, taking turns, run twice in a row: "
+        "the guest reporting free pages to the host as configured (*on*), then not "
+        "(`--pause-page-reporting`: the order set beyond the largest free block for the "
+        "pass, and put back). *fresh / out=* is our fresh read's time over the same "
+        "selection read into a reused buffer."
+    )
+    add("")
+    add(
+        "| data | workload | ms fresh on / paused | ms out= on / paused | "
+        "fresh / out= on / paused | first touch ms on / paused |"
+    )
+    add("|---|---|---|---|---|---|")
+    for key, per_workload in per_variant.items():
+        for name, entry in per_workload.items():
+            on, paused = entry["on"], entry["paused"]
+            add(
+                f"| {key} | {name} | {on['fresh'] * 1e3:.3g} / {paused['fresh'] * 1e3:.3g} "
+                f"| {on['out='] * 1e3:.3g} / {paused['out='] * 1e3:.3g} "
+                f"| {on['fresh'] / on['out=']:.2f} / {paused['fresh'] / paused['out=']:.2f} "
+                f"| {on['first touch'] * 1e3:.3g} / {paused['first touch'] * 1e3:.3g} |"
+            )
+    add("")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(data.SIZES), default="full")
@@ -377,6 +448,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--no-cold", dest="cold", action="store_false", help="leave out the cold reads"
     )
+    parser.add_argument(
+        "--pause-page-reporting",
+        action="store_true",
+        help="also run the fresh-output workloads with the VM's free-page reporting paused "
+        "(root; the setting is put back)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     variants = args.variants.split(",")
@@ -391,12 +468,18 @@ def main(argv=None) -> None:
         load_start=wl.loadavg(),
         hot={},
         cold={},
+        fresh_paused={},
     )
     for (variant, tpf), folder in paths.items():
         key = f"{variant} tpf={tpf}"
         if args.hot:
             print(f"hot {key}", file=sys.stderr)
             report["hot"][key] = hot(folder, array, workloads, args.reps)
+            if args.pause_page_reporting:
+                print(f"fresh, page reporting paused {key}", file=sys.stderr)
+                report["fresh_paused"][key] = fresh_with_reporting_paused(
+                    folder, array, workloads, args.reps
+                )
         if args.cold and variant in args.cold_variants.split(","):
             print(f"cold {key}", file=sys.stderr)
             report["cold"][key] = cold(folder, array, workloads, args.reps)
@@ -412,7 +495,7 @@ def main(argv=None) -> None:
         for per in report[section].values()
         for entry in per.values()
         for r in entry["results"].values()
-    )
+    ) and all(entry["correct"] for per in report["fresh_paused"].values() for entry in per.values())
     text = render(report)
     if args.out:
         Path(args.out).write_text(text)

@@ -135,6 +135,33 @@ def test_cold_readers_take_turns_going_first(tmp_path):
         assert sorted(timed) == sorted(list("abc") * 6)
 
 
+def test_the_first_touch_stand_in_is_timed_in_turn_and_never_checked(tmp_path, monkeypatch):
+    """``ceiling.FirstTouch`` takes its turn with the readers, touching a fresh array of each
+    selection's result size on 2 threads; run_workload times it without comparing its (absent)
+    result with the data, and still checks the real reader beside it."""
+    from split_dataset.tools.workloads import Workload, run_workload
+
+    sizes = []
+    monkeypatch.setattr(ceiling, "_touch_pages", lambda a, part, parts: sizes.append(a.size))
+    array = np.arange(40 * 4 * 256 * 256, dtype=np.uint16).reshape(40, 4, 256, 256)
+
+    class Exact:
+        def read(self, index):
+            return array[index]
+
+    touch = ceiling.FirstTouch(array.shape, array.itemsize, threads=2)
+    workload = Workload("stride", "ds[s::5]", "throughput", (slice(0, None, 5),),
+                        [(slice(s, None, 5),) for s in range(3)])
+    results = run_workload({"exact": Exact(), "first touch": touch}, workload, array)
+    touch.close()
+    assert results["exact"]["correct"] is True
+    assert results["first touch"]["correct"] is None
+    assert len(results["first touch"]["times"]) == 3
+    # the check and 3 timed reads: 8 time points of 4 x 256 x 256 uint16 (4 MiB) each, on 2
+    # threads
+    assert sizes == [8 * 4 * 256 * 256 * 2] * 4 * 2
+
+
 def test_the_synthetic_recording_has_any_shape_and_one_noise_time_point():
     from split_dataset.tools.synthetic import noise_time_point, synthetic_recording
 

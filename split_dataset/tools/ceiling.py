@@ -32,7 +32,7 @@ from ..blocks import block_of
 from ..dataset import SplitDataset
 from ..file_layout import Codec, FileLayout
 from .native_decoders import DecoderUnavailable, native_decoders
-from .workloads import drop_cache
+from .workloads import drop_cache, result_nbytes
 
 N_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -397,32 +397,37 @@ def memcpy_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
 PARALLEL_TOUCH_BYTES = 4 << 20
 
 
+def _touch_pages(array: np.ndarray, part: int, parts: int) -> None:
+    """Write one byte per page of ``part`` of ``parts`` of a flat uint8 array."""
+    pages = -(-array.size // 4096)
+    first, last = part * pages // parts, (part + 1) * pages // parts
+    array[first * 4096 : last * 4096 : 4096] = 1
+
+
+def _fresh_touched(nbytes: int, threads: int, pool: Any) -> None:
+    """np.empty of ``nbytes``, every page touched by ``threads`` threads (``pool``'s), freed."""
+    a = np.empty(nbytes, dtype=np.uint8)
+    if threads == 1 or nbytes < PARALLEL_TOUCH_BYTES:  # handing a small array over costs more
+        _touch_pages(a, 0, 1)
+    else:
+        list(pool.map(_touch_pages, [a] * threads, range(threads), [threads] * threads))
+
+
 def alloc_rate(nbytes: int = 256 << 20, reps: int = 7, threads: int = 1) -> dict:
     """Fresh np.empty + first touch (page faults): the cost of returning a new array, the
-    pages touched by ``threads`` threads (NumPy releases the GIL for the writes).
+    pages touched by ``threads`` threads (NumPy releases the GIL for the writes), back to
+    back.
 
     On VMs whose freed memory goes back to the host this varies a lot between repetitions,
-    hence min / median / max."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def touch(array: np.ndarray, part: int) -> None:
-        pages = -(-array.size // 4096)
-        first, last = part * pages // threads, (part + 1) * pages // threads
-        array[first * 4096 : last * 4096 : 4096] = 1
-
-    if nbytes < PARALLEL_TOUCH_BYTES:  # handing a small array to threads costs more
+    hence min / median / max (and ``FirstTouch``, timed where the reads are)."""
+    if nbytes < PARALLEL_TOUCH_BYTES:
         threads = 1
     times = []
     with ThreadPoolExecutor(threads) as pool:
         for _ in range(reps):
             t0 = time.perf_counter()
-            a = np.empty(nbytes, dtype=np.uint8)
-            if threads == 1:
-                touch(a, 0)
-            else:
-                list(pool.map(touch, [a] * threads, range(threads)))
+            _fresh_touched(nbytes, threads, pool)
             times.append(time.perf_counter() - t0)
-            del a
     return dict(
         bytes=nbytes,
         threads=threads,
@@ -431,6 +436,28 @@ def alloc_rate(nbytes: int = 256 << 20, reps: int = 7, threads: int = 1) -> dict
         max=float(max(times)),
         gbps=nbytes / float(np.median(times)) / 1e9,
     )
+
+
+class FirstTouch:
+    """A stand-in reader for ``workloads.run_workload``: ``read(index)`` allocates a fresh
+    array of that selection's result size and touches every page on ``threads`` threads.
+
+    Timed in turn with the readers, it meets the memory in the state their fresh outputs
+    meet it (on a VM that hands freed pages back to the host, refaulting them costs 20-40x
+    more a second after they were freed than at once), which ``alloc_rate``'s back-to-back
+    loop does not. Its result is no data: ``checks = False`` tells run_workload so."""
+
+    checks = False
+
+    def __init__(self, shape: tuple[int, ...], itemsize: int, threads: int = 2) -> None:
+        self.shape, self.itemsize, self.threads = shape, itemsize, threads
+        self._pool = ThreadPoolExecutor(threads)
+
+    def read(self, index: Any) -> None:
+        _fresh_touched(result_nbytes(index, self.shape, self.itemsize), self.threads, self._pool)
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
 
 # --- the ceiling -----------------------------------------------------------------------------
