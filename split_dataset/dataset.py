@@ -22,7 +22,7 @@ from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
 from .metadata import Origin, StackMetadata
 from .prefetch import Prefetcher
-from .reader import BlockGrid, BlockPaths, read_orthogonal
+from .reader import BlockGrid, BlockPaths, read_orthogonal, read_plain
 from .selection import DirectSelection, Selection, Term, normalize
 from .view import ViewIndexer, identity_maps
 
@@ -413,6 +413,17 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
     def _read(
         self, key: Any, out: np.ndarray | None, threads: int | None, background: bool = False
     ) -> np.ndarray:
+        if out is None and self._dtype is not None:
+            frame = read_plain(
+                self._grid,
+                self._cache,
+                key,
+                self.threads if threads is None else threads,
+                background,
+                self.verify_checksums,
+            )
+            if frame is not None:
+                return frame
         selection = normalize(key, self.shape)
         return self._read_selection(selection, selection.terms, out, threads, background)
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import overload
+from typing import cast, overload
 
 import numpy as np
 
-from ._ext import _chunk_reader
+from ._ext import _chunk_reader, _planner
 from .blocks import owned_extent
 from .errors import BlockFileError, ChunkReadError
 from .file_cache import FileCache, OpenBlockFile
@@ -25,7 +24,7 @@ from .planning import (
     plan_in_block,
 )
 from .profiling import ReadProfile, active_profile, page_faults, record_run
-from .selection import Term
+from .selection import IntTerm, SliceTerm, Term
 from .threads import effective_threads
 
 # Waking a sleeping helper thread costs more than decoding a few chunks (see worker_pool.h):
@@ -95,7 +94,34 @@ class BlockGrid:
         # A viewer reads ds[t, z] frame after frame: the same selection relative to a block,
         # in files of the same chunk shape. Planned once, not every frame (a plain read spent
         # a quarter of its Python time planning).
-        self.plan_in_block = functools.lru_cache(PLANS_IN_BLOCK_KEPT)(plan_in_block)
+        self._plans_in_block: dict[tuple, ReadPlan] = {}
+
+    def plan_in_block(
+        self, local: tuple[Term, ...] | tuple[int, ...], chunk_shape: tuple[int, ...]
+    ) -> ReadPlan:
+        """The plan of a selection inside one block (``planning.plan_in_block``), kept: the
+        same plan object for the same selection, whose checked contexts the files keep.
+
+        ``local``: the block-local terms, or the integers of a plain key
+        (``_planner.plain_in_block``: the remaining axes whole), which hash faster."""
+        key = (local, chunk_shape)
+        plan = self._plans_in_block.get(key)
+        if plan is None:
+            if local and type(local[0]) is int:
+                whole = tuple(SliceTerm(0, 1, size) for size in self.shape[len(local) :])
+                terms = tuple(IntTerm(index) for index in local) + whole
+                plan = self.plan_in_block(terms, chunk_shape)  # one plan for both spellings
+            else:
+                plan = plan_in_block(cast(tuple[Term, ...], local), chunk_shape)
+            if len(self._plans_in_block) >= PLANS_IN_BLOCK_KEPT:
+                self._plans_in_block.clear()
+            self._plans_in_block[key] = plan
+        return plan
+
+    def plans_kept(self) -> int:
+        """How many distinct plans ``plan_in_block`` keeps (a plain key and its terms share
+        one)."""
+        return len({id(plan) for plan in self._plans_in_block.values()})
 
     def block_index(self, linear: int) -> tuple[int, ...]:
         return tuple(int(i) for i in np.unravel_index(linear, self.blocks_grid))
@@ -214,12 +240,9 @@ def read_orthogonal(
     """
     profile = active_profile()
     started = time.perf_counter() if profile is not None else 0.0
-    n_threads = effective_threads(threads)
-    if n_threads > 1 and out.nbytes >= EAGER_WAKE_BYTES:
-        _chunk_reader.wake_pool(n_threads)  # helpers wake while we plan, not after
+    options = _options(out, threads, background, decode_only, verify_checksums, profile)
     if out.size == 0:
         return
-    options = ReadOptions(n_threads, background, decode_only, verify_checksums, profile)
     in_one_block = block_local_selection(terms, grid.block_shape, grid.blocks_grid)
     if in_one_block is not None:
         _read_in_block(grid, cache, *in_one_block, out, options)
@@ -232,6 +255,47 @@ def read_orthogonal(
         elapsed = time.perf_counter() - started
         profile.wall_s += elapsed
         profile.threads_s += elapsed
+
+
+def read_plain(
+    grid: BlockGrid,
+    cache: FileCache,
+    key: object,
+    threads: int | None = None,
+    background: bool = False,
+    verify_checksums: bool = False,
+) -> np.ndarray | None:
+    """``ds[t, z]`` as a viewer asks for it every frame (``_planner.plain_in_block``: integers
+    inside one block, the remaining axes whole), in a new array, or None for any other key
+    (and while a profile is on): the general path then reads it.
+
+    The same read as ``read_orthogonal``'s, without the steps a plain key does not need:
+    after a viewer's pause every Python step costs 3-5x more, and the selection objects,
+    the output view and the term-keyed plan lookup cost more than the preads of a raw plane.
+    """
+    found = _planner.plain_in_block(key, grid.shape, grid.block_shape, grid.blocks_grid)
+    if found is None or active_profile() is not None:
+        return None
+    linear, local = found
+    out = np.empty(grid.shape[len(local) :], dtype=grid.dtype)
+    options = _options(out, threads, background, False, verify_checksums, None)
+    if out.size:
+        _read_in_block(grid, cache, linear, local, out, options)
+    return out
+
+
+def _options(
+    out: np.ndarray,
+    threads: int | None,
+    background: bool,
+    decode_only: bool,
+    verify_checksums: bool,
+    profile: ReadProfile | None,
+) -> ReadOptions:
+    n_threads = effective_threads(threads)
+    if n_threads > 1 and out.nbytes >= EAGER_WAKE_BYTES:
+        _chunk_reader.wake_pool(n_threads)  # helpers wake while we plan, not after
+    return ReadOptions(n_threads, background, decode_only, verify_checksums, profile)
 
 
 @dataclass(slots=True)  # made for every read: a frozen dataclass costs twice as much to make
@@ -275,16 +339,17 @@ def _read_in_block(
     grid: BlockGrid,
     cache: FileCache,
     linear: int,
-    local_terms: tuple[Term, ...],
+    local: tuple[Term, ...] | tuple[int, ...],
     out: np.ndarray,
     options: ReadOptions,
 ) -> None:
-    """A selection inside one block: its plan depends only on the block-local selection and
-    the file's chunk shape, so it is planned once for every block."""
+    """A selection inside one block: its plan depends only on the block-local selection
+    (``local``, see ``BlockGrid.plan_in_block``) and the file's chunk shape, so it is
+    planned once for every block."""
     entry = cache.pin(grid.files[linear], grid.key)
     try:
         _check_layouts(grid, (linear,), [entry])
-        plan = grid.plan_in_block(local_terms, entry.layout.chunk_shape)
+        plan = grid.plan_in_block(local, entry.layout.chunk_shape)
         _execute(plan, out, [entry], options, reusable_in=entry)
     finally:
         cache.unpin(entry)

@@ -367,3 +367,55 @@ cdef void _fill_plan(Py_ssize_t ndim, Py_ssize_t n_files, Py_ssize_t n_variants,
             hi = _lower_bound(group_block, lo, group_first[v + 1], block + 1)
             ranges[(f * ndim + a) * 2] = lo
             ranges[(f * ndim + a) * 2 + 1] = hi
+
+
+# --- a viewer's frame: integers that fall in one block -------------------------------------
+
+def plain_in_block(object key, tuple shape, tuple block_shape, tuple blocks_grid):
+    """``ds[t]``, ``ds[t, z]``, ``ds[t, z, :, :]``...: integers (Python's or NumPy's, not
+    bools) on some leading axes, fewer than all, then nothing or whole slices (``:``, as a
+    viewer sends for the axes it shows), where every axis past the integers is one block.
+
+    Returns ``(linear block, block-local integers)``, the same block and offsets as
+    ``planning.block_local_selection`` with the remaining axes whole; None for any other key,
+    an integer out of range included (the general path then reads it, or raises NumPy's
+    error). What a viewer asks for every frame, parsed without building a selection."""
+    cdef tuple items
+    if type(key) is tuple:
+        items = <tuple>key
+    else:
+        items = (key,)
+    cdef Py_ssize_t n = 0, n_items = len(items), ndim = len(shape), a
+    while n < n_items and type(items[n]) is not slice:
+        n += 1
+    if n == 0 or n >= ndim or n_items > ndim:
+        return None
+    for a in range(n, n_items):
+        item = items[a]
+        if type(item) is not slice or not (
+            (<slice>item).start is None and (<slice>item).stop is None
+            and (<slice>item).step is None
+        ):
+            return None
+    for a in range(n, ndim):
+        if <int64_t>blocks_grid[a] != 1:
+            return None
+    cdef int64_t index, size, block_size, blocks_along_axis, block, linear = 0
+    cdef list local = []
+    for a in range(n):
+        item = items[a]
+        if type(item) is not int and (type(item) is bool or not isinstance(item, np.integer)):
+            return None
+        value = int(item)  # compared as Python ints: no overflow for any NumPy integer
+        size = shape[a]
+        if value < -size or value >= size:
+            return None
+        index = value + size if value < 0 else value
+        block_size = block_shape[a]
+        blocks_along_axis = blocks_grid[a]
+        block = index // block_size
+        if block > blocks_along_axis - 1:  # the last block also owns a padding-length tail
+            block = blocks_along_axis - 1
+        linear = linear * blocks_along_axis + block
+        local.append(index - block * block_size)
+    return linear, tuple(local)

@@ -30,8 +30,20 @@ TOOLS = Path(__file__).resolve().parents[1] / "split_dataset" / "tools"
 # --- the workloads -----------------------------------------------------------------------------
 
 SHAPES = [
-    (1,), (7,), (50,), (1, 5), (2, 3), (3, 37), (1, 1, 1), (4, 20, 18), (9, 40, 33),
-    (1, 4, 8, 8), (3, 2, 32, 32), (4, 1, 1, 1), (12, 4, 128, 128), (4, 2, 3, 20, 18),
+    (1,),
+    (7,),
+    (50,),
+    (1, 5),
+    (2, 3),
+    (3, 37),
+    (1, 1, 1),
+    (4, 20, 18),
+    (9, 40, 33),
+    (1, 4, 8, 8),
+    (3, 2, 32, 32),
+    (4, 1, 1, 1),
+    (12, 4, 128, 128),
+    (4, 2, 3, 20, 18),
     (2, 1, 1, 2, 3, 4),
 ]
 
@@ -150,8 +162,13 @@ def test_the_first_touch_stand_in_is_timed_in_turn_and_never_checked(tmp_path, m
             return array[index]
 
     touch = ceiling.FirstTouch(array.shape, array.itemsize, threads=2)
-    workload = Workload("stride", "ds[s::5]", "throughput", (slice(0, None, 5),),
-                        [(slice(s, None, 5),) for s in range(3)])
+    workload = Workload(
+        "stride",
+        "ds[s::5]",
+        "throughput",
+        (slice(0, None, 5),),
+        [(slice(s, None, 5),) for s in range(3)],
+    )
     results = run_workload({"exact": Exact(), "first touch": touch}, workload, array)
     touch.close()
     assert results["exact"]["correct"] is True
@@ -209,10 +226,18 @@ def _planned_chunks(ds: SplitDataset, index) -> set[tuple[Path, int]]:
 )
 def test_touched_chunks_are_the_chunks_the_reader_decodes(name, unaligned_grid, planner):
     ds = SplitDataset(unaligned_grid if name == "grid" else FIXTURES / name)
-    selections = [s for w in make_workloads(ds.shape, reps=3, latency_samples=8).values()
-                  for s in _selections(w)]
-    selections += [(slice(None, None, -2),), (-1,), ([5 % ds.shape[0], 0, 3 % ds.shape[0]],),
-                   (slice(1, None, 3), slice(None), -1), (slice(None), [1, 0], slice(1, 3))]
+    selections = [
+        s
+        for w in make_workloads(ds.shape, reps=3, latency_samples=8).values()
+        for s in _selections(w)
+    ]
+    selections += [
+        (slice(None, None, -2),),
+        (-1,),
+        ([5 % ds.shape[0], 0, 3 % ds.shape[0]],),
+        (slice(1, None, 3), slice(None), -1),
+        (slice(None), [1, 0], slice(1, 3)),
+    ]
     for index in selections:
         chunks = ceiling.touched_chunks(ds, index)
         touched = {(chunks.paths[slot], linear) for slot, linear in chunks.chunks}
@@ -241,8 +266,15 @@ def test_a_sample_of_a_chunk_set_is_spread_and_bounded(unaligned_grid):
 )
 def test_the_ceiling_decodes_natively_or_says_it_cannot(tmp_path, compression):
     array = np.random.default_rng(1).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
-    ds = SplitDataset(write_split_dataset(tmp_path / "ds", array, (2, 3, 40, 30),
-                                          chunk_shape=(1, 1, 20, 30), compression=compression))
+    ds = SplitDataset(
+        write_split_dataset(
+            tmp_path / "ds",
+            array,
+            (2, 3, 40, 30),
+            chunk_shape=(1, 1, 20, 30),
+            compression=compression,
+        )
+    )
     chunks = ceiling.touched_chunks(ds, (slice(None), 1))
     measured = ceiling.measure_ceiling(chunks, reps=1)
     assert measured["decoded"] == chunks.decoded > 0
@@ -261,8 +293,15 @@ def test_the_playback_floor_returns_the_frame_of_row_band_chunks(tmp_path, compr
     """The floor does the reader's work by another road: its frames must be the frames."""
     array = np.random.default_rng(2).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
     array[1] = 7  # compresses to almost nothing
-    ds = SplitDataset(write_split_dataset(tmp_path / "ds", array, (2, 3, 40, 30),
-                                          chunk_shape=(1, 1, 20, 30), compression=compression))
+    ds = SplitDataset(
+        write_split_dataset(
+            tmp_path / "ds",
+            array,
+            (2, 3, 40, 30),
+            chunk_shape=(1, 1, 20, 30),
+            compression=compression,
+        )
+    )
     frames = [(t, z) for t in range(4) for z in range(3)]
     floor = ceiling.FrameFloor(ds, frames)
     assert floor.in_frame_order == (compression != "contiguous")
@@ -308,8 +347,11 @@ def test_the_h5py_reader_reads_like_numpy(name, padded_along_time):
         folder, array = FIXTURES / name, np.load(FIXTURES / f"{name}.npy")
     reader = H5pyReader(folder)
     try:
-        selections = [s for w in make_workloads(array.shape, reps=3, latency_samples=8).values()
-                      for s in _selections(w)]
+        selections = [
+            s
+            for w in make_workloads(array.shape, reps=3, latency_samples=8).values()
+            for s in _selections(w)
+        ]
         selections += [(slice(None, None, -3),), (-1,), ([array.shape[0] - 1, 0],)]
         for index in selections:
             reader.before_read()

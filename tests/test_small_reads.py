@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from split_dataset import BlockFileError, SplitDataset
+from split_dataset._ext._planner import plain_in_block
 from split_dataset.blocks import block_of, blocks_per_axis
 from split_dataset.planning import (
     ReadPlan,
@@ -142,7 +143,7 @@ def test_playback_reads_every_frame_right(recording):
             np.testing.assert_array_equal(ds[t, z], array[t, z])
             np.testing.assert_array_equal(ds[t, z, 3:17:2, ::-3], array[t, z, 3:17:2, ::-3])
     # one plan per block-local selection, whatever the block
-    assert ds._grid.plan_in_block.cache_info().currsize == 2 * 3 * 4
+    assert ds._grid.plans_kept() == 2 * 3 * 4
 
 
 def test_other_selections_between_frames_do_not_disturb_them(recording):
@@ -217,7 +218,7 @@ def test_the_plans_kept_are_bounded(recording):
     for n in range(PLANS_IN_BLOCK_KEPT + 10):  # every one another row or column start
         row, column = divmod(n, 16)
         np.testing.assert_array_equal(ds[0, 0, row, column:], array[0, 0, row, column:])
-    assert ds._grid.plan_in_block.cache_info().currsize == PLANS_IN_BLOCK_KEPT
+    assert 0 < len(ds._grid._plans_in_block) <= PLANS_IN_BLOCK_KEPT
 
 
 # --- the checked context kept per file for a reused plan ----------------------------------------
@@ -291,3 +292,133 @@ def test_a_context_kept_without_checksums_does_not_serve_a_checked_read(tmp_path
     ds.verify_checksums = True
     with pytest.raises(ChunkReadError, match="0000.h5.*checksum mismatch"):
         ds[1, 1]
+
+
+# --- the plain-key path: ds[t, z] parsed in compiled code -------------------------------------
+
+
+@st.composite
+def grids_and_integer_keys(draw):
+    """A block grid and a key of integers for some leading axes: in range or not, negative,
+    Python's or NumPy's of several widths."""
+    shape, block, padding, grid = draw_block_grid(draw, max_ndim=4)
+    n = draw(st.integers(0, len(shape)))
+    key = []
+    for size in shape[:n]:
+        index = draw(st.integers(-size - 2, size + 1))
+        kind = draw(st.sampled_from([int, np.int64, np.int16, np.uint32]))
+        if kind is np.uint32 and index < 0:
+            kind = int
+        if kind is np.int16:
+            index = max(min(index, 2**15 - 1), -(2**15))
+        key.append(kind(index))
+    # then whole slices, as napari sends for the axes it shows: sometimes one too many
+    wholes = (slice(None),) * draw(st.integers(0, len(shape) - n + 1))
+    return tuple(shape), tuple(block), grid, tuple(key), wholes
+
+
+@given(case=grids_and_integer_keys(), as_tuple=st.booleans())
+def test_a_plain_key_finds_the_block_and_offsets_of_the_general_rule(case, as_tuple):
+    """``plain_in_block`` answers exactly for integers in range on fewer than all axes (then
+    whole slices, no more than the axes) whose remaining axes are one block each, with the
+    block and offsets ``block_local_selection`` finds for the same read; for anything else it
+    answers None and the general path reads."""
+    shape, block, grid, key, wholes = case
+    items = key + wholes
+    spelled = items[0] if len(items) == 1 and not as_tuple else items
+    got = plain_in_block(spelled, shape, block, grid)
+    in_range = all(-s <= int(i) < s for i, s in zip(key, shape))
+    expected_to_answer = (
+        0 < len(key) < len(shape)
+        and len(key + wholes) <= len(shape)
+        and in_range
+        and all(g == 1 for g in grid[len(key) :])
+    )
+    if not expected_to_answer:
+        assert got is None
+        return
+    terms = tuple(IntTerm(int(i) % s) for i, s in zip(key, shape)) + tuple(
+        SliceTerm(0, 1, s) for s in shape[len(key) :]
+    )
+    linear, local_terms = block_local_selection(terms, block, grid)
+    assert got == (linear, tuple(t.index for t in local_terms[: len(key)]))
+    assert all(type(i) is int for i in got[1])
+
+
+def test_bools_floats_and_other_keys_are_not_plain():
+    shape, block, grid = (6, 2, 4), (2, 2, 4), (3, 1, 1)
+    others = [True, (np.True_, 0), 1.0, (1, None), ..., [1], np.array(1), (1, ...)]
+    others += [(1, slice(0, None)), (1, slice(None, None, 1)), (1, slice(None), 2), (slice(None),)]
+    others += [(1, 1, slice(None), slice(None)), (0, slice(None), slice(None), slice(None))]
+    for key in others:
+        assert plain_in_block(key, shape, block, grid) is None, key
+    assert plain_in_block((5, -1), shape, block, grid) == (2, (1, 1))
+    # whole slices after the integers, as napari sends for the axes it shows
+    assert plain_in_block((5, slice(None), slice(None)), shape, block, grid) == (2, (1,))
+    assert plain_in_block((4, 1, slice(None)), shape, block, grid) == (2, (0, 1))
+
+
+@pytest.fixture
+def plain_reads(monkeypatch):
+    """Counts the reads the plain-key path made (the rest went the general way)."""
+    from split_dataset import dataset, reader
+
+    made = []
+
+    def counting(*args, **kwargs):
+        frame = reader.read_plain(*args, **kwargs)
+        made.append(frame is not None)
+        return frame
+
+    monkeypatch.setattr(dataset, "read_plain", counting)
+    return made
+
+
+@pytest.mark.parametrize("padding", [None, (2, 0, 0, 0)])
+def test_plain_keys_read_what_numpy_returns(tmp_path, plain_reads, padding):
+    """Every spelling of a plain key, on blocks of 4 time points (the last block longer with
+    the 0.4.x padding), equals NumPy's result, and went through the plain path."""
+    array = np.random.default_rng(5).integers(0, 60000, (14, 3, 12, 10)).astype(np.uint16)
+    folder = write_split_dataset(
+        tmp_path / "ds", array, (4, 3, 12, 10), (1, 1, 6, 10), padding=padding
+    )
+    ds = SplitDataset(folder)
+    keys = [5, -1, np.int64(13), (np.uint8(2),), (3, 2), (-14, -3), (np.int32(12), np.int64(1))]
+    keys += [(t, z) for t in range(14) for z in range(3)] + [(t, 1, 4) for t in (0, 7, 13)]
+    keys += [(6, 2, slice(None), slice(None)), (np.int16(-2), slice(None)), (9, 0, 3, slice(None))]
+    for key in keys:
+        got = ds[key]
+        np.testing.assert_array_equal(got, array[key], err_msg=str(key))
+        assert got.shape == array[key].shape and got.dtype == array.dtype
+        assert got.flags.c_contiguous and got.flags.writeable
+    assert plain_reads == [True] * len(keys)
+
+
+def test_keys_the_plain_path_hands_over_read_and_fail_as_before(tmp_path, plain_reads):
+    array = np.arange(4 * 3 * 5 * 6, dtype=np.uint16).reshape(4, 3, 5, 6)
+    folder = write_split_dataset(tmp_path / "ds", array, (2, 1, 5, 6))  # blocks along z too
+    ds = SplitDataset(folder)
+    for key in [(1, 2), 3, (True,), (1, 2, 3, 4), np.s_[1, ..., 2]]:
+        np.testing.assert_array_equal(ds[key], array[key])
+    # ds[3]: z is split into blocks, so the axes past the key are not one block; a bool is an
+    # advanced index; an integer on every axis gives NumPy's scalar; an Ellipsis is no integer
+    assert plain_reads == [True, False, False, False, False]
+    for key, error in [((4, 0), IndexError), ((0, -4), IndexError), ((1.5,), IndexError)]:
+        with pytest.raises(error) as raised:
+            ds[key]
+        with pytest.raises(error) as numpy_raised:
+            array[key]
+        assert type(raised.value) is type(numpy_raised.value)
+    with pytest.raises(IndexError, match="index 4 is out of bounds for axis 0 with size 4"):
+        ds[4, 0]
+
+
+def test_a_profiled_plain_read_is_counted_by_the_general_path(recording):
+    from split_dataset import profile_reads
+
+    folder, array = recording
+    ds = SplitDataset(folder)
+    with profile_reads() as profile:
+        np.testing.assert_array_equal(ds[5, 1], array[5, 1])
+        np.testing.assert_array_equal(ds[-1], array[-1])
+    assert profile.reads == 2

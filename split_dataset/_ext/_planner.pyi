@@ -23,3 +23,9 @@ def chunk_tasks(
     files: NDArray[np.int64],
     chunk_shapes: list[tuple[int, ...]],
 ) -> tuple[NDArray[np.int64], ...]: ...
+def plain_in_block(
+    key: object,
+    shape: tuple[int, ...],
+    block_shape: tuple[int, ...],
+    blocks_grid: tuple[int, ...],
+) -> tuple[int, tuple[int, ...]] | None: ...
