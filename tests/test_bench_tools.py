@@ -261,20 +261,20 @@ def test_a_sample_of_a_chunk_set_is_spread_and_bounded(unaligned_grid):
 # --- the ceiling --------------------------------------------------------------------------------
 
 
+def _row_band_recording(tmp_path: Path, array: np.ndarray, compression: str) -> SplitDataset:
+    """``array`` (4, 3, 40, 30) in blocks of 2 time points, chunks of half a plane."""
+    folder = write_split_dataset(
+        tmp_path / "ds", array, (2, 3, 40, 30), chunk_shape=(1, 1, 20, 30), compression=compression
+    )
+    return SplitDataset(folder)
+
+
 @pytest.mark.parametrize(
     "compression", ["blosc", "blosc:lz4", "zlib", "gzip", "raw", "contiguous", "lzf"]
 )
 def test_the_ceiling_decodes_natively_or_says_it_cannot(tmp_path, compression):
     array = np.random.default_rng(1).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
-    ds = SplitDataset(
-        write_split_dataset(
-            tmp_path / "ds",
-            array,
-            (2, 3, 40, 30),
-            chunk_shape=(1, 1, 20, 30),
-            compression=compression,
-        )
-    )
+    ds = _row_band_recording(tmp_path, array, compression)
     chunks = ceiling.touched_chunks(ds, (slice(None), 1))
     measured = ceiling.measure_ceiling(chunks, reps=1)
     assert measured["decoded"] == chunks.decoded > 0
@@ -293,15 +293,7 @@ def test_the_playback_floor_returns_the_frame_of_row_band_chunks(tmp_path, compr
     """The floor does the reader's work by another road: its frames must be the frames."""
     array = np.random.default_rng(2).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
     array[1] = 7  # compresses to almost nothing
-    ds = SplitDataset(
-        write_split_dataset(
-            tmp_path / "ds",
-            array,
-            (2, 3, 40, 30),
-            chunk_shape=(1, 1, 20, 30),
-            compression=compression,
-        )
-    )
+    ds = _row_band_recording(tmp_path, array, compression)
     frames = [(t, z) for t in range(4) for z in range(3)]
     floor = ceiling.FrameFloor(ds, frames)
     assert floor.in_frame_order == (compression != "contiguous")
