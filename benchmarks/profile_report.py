@@ -17,6 +17,7 @@ same stored bytes cold (pread, 1 and 2 threads) and decoding them (2 threads).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 import time
@@ -100,7 +101,7 @@ def hot(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
 
 def hot_readers(folder: Path, array: np.ndarray) -> dict:
     """Fresh output, a reused ``out=``, and the first touch of a fresh output's size taking
-    turns with them (so it meets memory in the state the fresh reads meet it)."""
+    turns with them (what such an allocation cost at those moments, see ``FirstTouch``)."""
     return {
         "fresh": PackageReader(folder, THREADS),
         "out=": PackageReader(folder, THREADS, reuse_out=True),
@@ -116,18 +117,15 @@ def fresh_with_reporting_paused(
     host refaulting pages the guest handed back."""
     wl.warm_cache(data.block_files(folder))
     readers = hot_readers(folder, array)
+    states = {"on": contextlib.nullcontext, "paused": machine.free_page_reporting_paused}
     out: dict = {}
     for name in FRESH_EXPERIMENT_WORKLOADS:
-        for state in ("on", "paused"):
-            if state == "paused":
-                with machine.free_page_reporting_paused():
-                    results = wl.run_workload(readers, workloads[name], array)
-            else:
+        entry = out[name] = dict(correct=True)
+        for state, reporting in states.items():
+            with reporting():
                 results = wl.run_workload(readers, workloads[name], array)
-            out.setdefault(name, {})[state] = {k: v["median"] for k, v in results.items()}
-            out[name]["correct"] = all(
-                r.get("correct") is not False for r in results.values()
-            ) and out[name].get("correct", True)
+            entry[state] = {k: v["median"] for k, v in results.items()}
+            entry["correct"] &= all(r.get("correct") is not False for r in results.values())
     for r in readers.values():
         r.close()
     return out

@@ -13,6 +13,13 @@ from libc.stdlib cimport free, malloc
 cnp.import_array()
 
 
+cdef inline int64_t _block_of(int64_t coord, int64_t block_size,
+                              int64_t blocks_along_axis) noexcept nogil:
+    """``blocks.block_of`` of one coordinate: the last block also owns a padding-length tail."""
+    cdef int64_t block = coord // block_size
+    return blocks_along_axis - 1 if block > blocks_along_axis - 1 else block
+
+
 cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t blocks_along_axis,
                                int64_t chunk_size, int64_t* block, int64_t* chunk) noexcept nogil:
     """The (block, chunk) holding ``coord``, and the first coordinate past that chunk.
@@ -20,9 +27,7 @@ cdef inline int64_t _group_end(int64_t coord, int64_t block_size, int64_t blocks
     Divisions cost tens of cycles; with the end known, the coordinates that follow in the
     same chunk need none (a plane's 512 x 512 coordinates take two divisions per chunk).
     """
-    block[0] = coord // block_size
-    if block[0] > blocks_along_axis - 1:  # the last block also owns a padding-length tail
-        block[0] = blocks_along_axis - 1
+    block[0] = _block_of(coord, block_size, blocks_along_axis)
     cdef int64_t block_start = block[0] * block_size
     chunk[0] = (coord - block_start) // chunk_size
     cdef int64_t end = block_start + (chunk[0] + 1) * chunk_size
@@ -413,9 +418,7 @@ def plain_in_block(object key, tuple shape, tuple block_shape, tuple blocks_grid
         index = value + size if value < 0 else value
         block_size = block_shape[a]
         blocks_along_axis = blocks_grid[a]
-        block = index // block_size
-        if block > blocks_along_axis - 1:  # the last block also owns a padding-length tail
-            block = blocks_along_axis - 1
+        block = _block_of(index, block_size, blocks_along_axis)
         linear = linear * blocks_along_axis + block
         local.append(index - block * block_size)
     return linear, tuple(local)
