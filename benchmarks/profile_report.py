@@ -31,7 +31,7 @@ import data  # noqa: E402
 import machine  # noqa: E402
 import numpy as np  # noqa: E402
 
-from split_dataset import SplitDataset, profile_reads, reader  # noqa: E402
+from split_dataset import SplitDataset, file_cache, profile_reads, reader  # noqa: E402
 from split_dataset.tools import ceiling, measure  # noqa: E402
 from split_dataset.tools import workloads as wl  # noqa: E402
 from split_dataset.tools.readers import PackageReader  # noqa: E402
@@ -77,6 +77,9 @@ def hot(folder: Path, array: np.ndarray, workloads: dict, reps: int) -> dict:
     wl.warm_cache(data.block_files(folder))
     readers = hot_readers(folder, array)
     ds = readers["fresh"].ds
+    if ds.layout(0).codec in file_cache.MAPPED_CODECS:
+        readers["out= pread"] = unmapped = PackageReader(folder, THREADS, reuse_out=True)
+        unmapped.ds._cache.mapped_budget = 0  # every file read with pread, as before mapping
     out = {}
     for name in HOT_WORKLOADS:
         workload = workloads[name]
@@ -238,7 +241,7 @@ def _full_reads_under_file_limit(root: Path, reps: int) -> dict:
 # Peak memory of a full load, in a child process so that its high-water mark is the load's
 # (VmHWM belongs to the process image; ru_maxrss would carry the parent's over exec).
 PEAK_CHILD = """
-import json, sys
+import json, sys, threading
 from split_dataset import SplitDataset
 
 def status_kb(field):
@@ -248,9 +251,23 @@ def status_kb(field):
 
 ds = SplitDataset(sys.argv[1])
 ds[0, 0]  # imports, the first file's layout, the reader's threads: before the baseline
-before = status_kb("VmRSS")
+before, file_before = status_kb("VmRSS"), status_kb("RssFile")
+anon_before = anon_peak = status_kb("RssAnon")
+done = threading.Event()
+
+def sample():  # the reader runs without the GIL: this thread samples throughout
+    global anon_peak
+    while not done.wait(0.001):
+        anon_peak = max(anon_peak, status_kb("RssAnon"))
+
+sampler = threading.Thread(target=sample)
+sampler.start()
 out = ds[:]
-print(json.dumps(dict(output=out.nbytes, before=before, peak=status_kb("VmHWM"))))
+done.set()
+sampler.join()
+anon_peak = max(anon_peak, status_kb("RssAnon"))
+print(json.dumps(dict(output=out.nbytes, before=before, peak=status_kb("VmHWM"),
+                      mapped=status_kb("RssFile") - file_before, anon=anon_peak - anon_before)))
 """
 
 
@@ -285,7 +302,9 @@ def render(report: dict) -> str:
         "the cores' time (2 × wall) from `split_dataset.profile_reads`, one profiled pass "
         "with a fresh output: *plan* = the calling thread outside the compiled reader "
         "(selection, planning, chunk index, allocation), *pread* = copying stored bytes out "
-        "of the page cache, *decode*, *copy* = selected elements into the output (chunks "
+        "of the page cache (compressed files are decoded from a mapping of the file instead: "
+        "there it is the page-cache probe, `mincore`), *decode*, *copy* = selected elements "
+        "into the output (chunks "
         "not decoded in place), *idle* = a core with nothing to do (waiting for the other "
         "thread to finish, or a helper not woken for a small read). Page faults per read "
         "are the first touch of the fresh output (decoding threads pay them). *first touch* "
@@ -294,15 +313,19 @@ def render(report: dict) -> str:
         "freed and at once reused: the kernel zeroing them), *in turn* timed taking turns "
         "with the reads (`ceiling.FirstTouch`): on a VM that reports free pages to the host, "
         "what the same allocation cost at those moments, often far more; *% ceiling + first "
-        "touch* = (decode-only ceiling + first touch back to back) / our fresh median."
+        "touch* = (decode-only ceiling + first touch back to back) / our fresh median. "
+        "*out= pread* = the same `out=` reads with no file mapped (`mapped_budget = 0`): "
+        "every chunk copied out of the page cache with pread first, as before mapping; "
+        "*mapped / pread* = our `out=` median / that one."
     )
     add("")
     add(
         "| data | workload | ms fresh | ms out= | % ceiling fresh / out= | % measured 2-core "
         "fresh | first touch ms back to back / in turn | % ceiling + first touch, fresh "
+        "| ms out= pread | mapped / pread "
         "| plan | pread | decode | copy | idle | page faults / read |"
     )
-    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, per_workload in report["hot"].items():
         for name, entry in per_workload.items():
             fresh, reused = entry["results"]["fresh"], entry["results"]["out="]
@@ -310,13 +333,18 @@ def render(report: dict) -> str:
             ideal = fresh["median"] * fresh.get("pct_ceiling", float("nan")) / 100
             touch = entry.get("first_touch_s", float("nan"))
             back_to_back = entry.get("first_touch_back_to_back_s", float("nan"))
+            unmapped = entry["results"].get("out= pread")
+            versus = (
+                "— | —" if unmapped is None else f"{unmapped['median'] * 1e3:.3g} | "
+                f"{reused['median'] / unmapped['median']:.2f}"
+            )
             add(
                 f"| {key} | {name} | {fresh['median'] * 1e3:.3g} | {reused['median'] * 1e3:.3g} "
                 f"| {fresh.get('pct_ceiling', float('nan')):.0f}% / "
                 f"{reused.get('pct_ceiling', float('nan')):.0f}% "
                 f"| {fresh.get('pct_measured', float('nan')):.0f}% "
                 f"| {back_to_back * 1e3:.3g} / {touch * 1e3:.3g} "
-                f"| {100 * (ideal + back_to_back) / fresh['median']:.0f}% "
+                f"| {100 * (ideal + back_to_back) / fresh['median']:.0f}% | {versus} "
                 f"| {s['planning']:.0%} | {s['io']:.0%} | {s['decode']:.0%} | {s['copy']:.0%} "
                 f"| {s['idle']:.0%} | {entry['profile']['minor_faults']:.0f} |"
             )
@@ -380,18 +408,27 @@ def render(report: dict) -> str:
         add("## Peak memory of a full load")
         add("")
         add(
-            "`ds[:]` in a fresh process after `ds[0, 0]`: the peak resident set during the load "
-            "(`VmHWM`) above the resident set just before it, against the output's size "
-            "(the issue: at most output + 5 %)."
+            "`ds[:]` in a fresh process after `ds[0, 0]`, against the output's size (the issue: "
+            "at most output + 5 %). *peak resident* = the peak resident set during the load "
+            "(`VmHWM`) above the resident set just before it; *mapped page cache* = the growth "
+            "of `RssFile`: compressed files are decoded from a mapping, and the page-cache "
+            "pages it touched count in the process's resident set while it is mapped (the "
+            "same pages are in memory after a pread, but not counted there; the kernel may "
+            "still reclaim them); *memory allocated* = the peak of `RssAnon` above the "
+            "baseline, sampled every millisecond during the load: what the read allocates."
         )
         add("")
-        add("| data | output MB | peak above the baseline MB | % of output |")
-        add("|---|---|---|---|")
+        add(
+            "| data | output MB | peak resident above the baseline MB | of which mapped page "
+            "cache MB | memory allocated MB | % of output: allocated |"
+        )
+        add("|---|---|---|---|---|---|")
         for key, entry in report["peak"].items():
             extra = entry["peak"] - entry["before"]
             add(
                 f"| {key} | {entry['output'] / 1e6:.0f} | {extra / 1e6:.0f} "
-                f"| {100 * extra / entry['output']:.1f}% |"
+                f"| {entry['mapped'] / 1e6:.0f} | {entry['anon'] / 1e6:.0f} "
+                f"| {100 * entry['anon'] / entry['output']:.1f}% |"
             )
         add("")
     add(

@@ -19,7 +19,8 @@ This module is the one home of the codec ids and error codes shared with Python
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport INT32_MIN, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport (INT32_MIN, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
+                           uintptr_t)
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport free, calloc
 
@@ -223,6 +224,103 @@ cdef extern from *:
         }
     }
     static void sd_reader_after_fork_child(void) { sd_foreground_reads = 0; }
+
+    /* Compressed block files are read through a read-only mapping of the whole file: the
+       decoder reads the page cache in place, with no pread copy into scratch first. If the
+       file is truncated by another program while it is mapped, touching the lost pages raises
+       SIGBUS; code that reads a mapping runs under sd_call_guarded, and the handler turns
+       such a fault into an error return of that call. SIGBUS anywhere else goes to the
+       handler that was there before ours, then ends the process as it would without us. */
+    #include <setjmp.h>
+    #include <signal.h>
+    #include <string.h>
+    #include <sys/mman.h>
+
+    #define SD_MAPPING_FAULTED (-1000)
+    typedef int (*sd_guarded_fn)(void *);
+    static __thread sigjmp_buf *sd_fault_jump = NULL;
+    static struct sigaction sd_previous_bus;
+
+    static void sd_on_bus(int signum, siginfo_t *info, void *ucontext) {
+        sigjmp_buf *jump = sd_fault_jump;
+        if (jump != NULL) {  /* a read of a mapping: also when re-raised by a handler on top */
+            sd_fault_jump = NULL;
+            siglongjmp(*jump, 1);
+        }
+        /* Not ours: the handler that was there before ours (faulthandler's, say), called
+           directly: re-raising to it could bounce between two handlers that chain to each
+           other. Then the default action: a fault repeats on return, a sent signal is
+           raised again. */
+        struct sigaction previous = sd_previous_bus, fallback;
+        if (!(previous.sa_flags & SA_SIGINFO) && previous.sa_handler == SIG_IGN) {
+            sigaction(SIGBUS, &previous, NULL);
+            return;
+        }
+        if (previous.sa_flags & SA_SIGINFO) {
+            if (previous.sa_sigaction != NULL) previous.sa_sigaction(signum, info, ucontext);
+        } else if (previous.sa_handler != SIG_DFL) {
+            previous.sa_handler(signum);
+        }
+        memset(&fallback, 0, sizeof fallback);
+        fallback.sa_handler = SIG_DFL;
+        sigemptyset(&fallback.sa_mask);
+        sigaction(SIGBUS, &fallback, NULL);
+        if (info == NULL || info->si_code <= 0) raise(signum);
+    }
+
+    /* Install the handler unless it is in place; 0, or -errno. Called with the GIL held. */
+    static int sd_guard_mappings(void) {
+        struct sigaction now, ours;
+        if (sigaction(SIGBUS, NULL, &now) != 0) return -errno;
+        if ((now.sa_flags & SA_SIGINFO) && now.sa_sigaction == sd_on_bus) return 0;
+        memset(&ours, 0, sizeof ours);
+        ours.sa_sigaction = sd_on_bus;
+        /* SA_NODEFER: the handler leaves by siglongjmp without restoring the signal mask */
+        ours.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&ours.sa_mask);
+        if (sigaction(SIGBUS, &ours, &now) != 0) return -errno;
+        sd_previous_bus = now;
+        return 0;
+    }
+
+    /* fn(argument), or SD_MAPPING_FAULTED if it touched a page of a mapping that is gone. A
+       blosc context interrupted mid-chunk is discarded. */
+    static int sd_call_guarded(sd_guarded_fn fn, void *argument) {
+        sigjmp_buf jump;
+        sigjmp_buf *outer = sd_fault_jump;
+        if (sigsetjmp(jump, 0) != 0) {
+            sd_fault_jump = outer;
+            sd_dctx_discard();
+            return SD_MAPPING_FAULTED;
+        }
+        sd_fault_jump = &jump;
+        int status = fn(argument);
+        sd_fault_jump = outer;
+        return status;
+    }
+
+    /* Whether all pages of [address, address + size) are in the page cache (mincore); 1 when
+       it cannot tell, then the access may wait on the disk as a pread would. */
+    static int sd_mapped_resident(const char *address, int64_t size) {
+        static __thread unsigned char vector[256];
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t start = (uintptr_t)address & ~(page - 1);
+        uintptr_t end = (uintptr_t)address + (uintptr_t)size;
+        while (start < end) {
+            uintptr_t pages = (end - start + page - 1) / page;
+            if (pages > sizeof vector) pages = sizeof vector;
+            if (mincore((void *)start, pages * page, vector) != 0) return 1;
+            for (uintptr_t i = 0; i < pages; i++)
+                if (!(vector[i] & 1)) return 0;
+            start += pages * page;
+        }
+        return 1;
+    }
+
+    static uintptr_t sd_map_file(int fd, int64_t size) {
+        void *address = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        return address == MAP_FAILED ? 0 : (uintptr_t)address;
+    }
     static void sd_reader_register_fork_handler(void) {
         pthread_atfork(NULL, NULL, sd_reader_after_fork_child);
     }
@@ -250,6 +348,13 @@ cdef extern from *:
     int sd_foreground_count() nogil
     void sd_yield_to_foreground() nogil
     void sd_reader_register_fork_handler() nogil
+    ctypedef int (*sd_guarded_fn)(void*) noexcept nogil
+    int SD_MAPPING_FAULTED
+    int sd_guard_mappings()
+    int sd_call_guarded(sd_guarded_fn fn, void* argument) nogil
+    int sd_mapped_resident(const char* address, int64_t size) nogil
+    uintptr_t sd_map_file(int fd, int64_t size) nogil
+    int munmap(void* address, size_t length) nogil
     int32_t zng_uncompress(uint8_t* dest, size_t* destLen, const uint8_t* source,
                            size_t sourceLen) nogil
     uint32_t zng_crc32_z(uint32_t crc, const uint8_t* buf, size_t len) nogil
@@ -291,6 +396,7 @@ cpdef enum ReadError:
     CHUNK_OUTSIDE_FILE = 11
     CHECKSUM_MISMATCH = 12
     CHUNK_MISSING = 13
+    FILE_SHRANK = 14
 
 
 ERROR_MESSAGES = {
@@ -308,6 +414,10 @@ ERROR_MESSAGES = {
     ReadError.CHECKSUM_MISMATCH: (
         "checksum mismatch: the chunk's bytes, or the checksum recorded for them, changed "
         "since they were written"
+    ),
+    ReadError.FILE_SHRANK: (
+        "the file shrank while it was being read (truncated or rewritten in place by another "
+        "program?)"
     ),
     ReadError.CHUNK_MISSING: (
         "the chunk index says this chunk was never written, but our writer recorded its "
@@ -368,6 +478,24 @@ def blosc_decode_unchecked(const uint8_t[::1] chunk, int64_t nbytes):
     if target == NULL:
         raise MemoryError()
     return sd_blosc_decode(&chunk[0], <int32_t>chunk.shape[0], target, <int32_t>nbytes)
+
+
+def map_file(int fd, int64_t size):
+    """Map ``size`` bytes of the file read-only for the readers (``FileInfo.mapped``): the
+    address, or 0 if it cannot be mapped (then it is read with pread). Installs the SIGBUS
+    guard first (again, if another handler replaced it since)."""
+    cdef uintptr_t address
+    if size <= 0 or sd_guard_mappings() != 0:
+        return 0
+    with nogil:
+        address = sd_map_file(fd, size)
+    return address
+
+
+def unmap_file(uintptr_t address, int64_t size):
+    """Undo ``map_file`` (no read may be using the mapping)."""
+    if address != 0 and munmap(<void*>address, <size_t>size) != 0:
+        raise OSError("munmap failed")
 
 
 def crc32(const uint8_t[::1] data, uint32_t value=0):
@@ -452,6 +580,15 @@ cdef struct FileInfo:
     int64_t first_task  # the plan's tasks of this file: [first_task, first_task + n_tasks)
     int64_t n_tasks  # (0 when they are not one run: then it is never read ahead)
     int64_t planned_bytes  # stored bytes the plan reads from this file
+    const char* mapped  # the whole file mapped read-only (``map_file``), or NULL
+
+
+cdef struct DecodeCall:  # the arguments of ReadContext._decode, for sd_call_guarded
+    void* context
+    FileInfo* info
+    int64_t linear, offset, size, mask
+    char* target
+
 
 
 cdef class ReadContext:
@@ -542,6 +679,7 @@ cdef class ReadContext:
         tables = []
         for f, entry in enumerate(files):
             tables.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
+            self.files[f].mapped = <const char*><uintptr_t>getattr(entry, "mapped_address", 0)
         self.tables = tables
         self.out_array = out
         self._check_plan()
@@ -1020,10 +1158,14 @@ cdef class ReadContext:
         if stored_raw:
             return self._read_stored(info, linear, offset, size, target)
         if info.codec == BLOSC or deflated:
-            compressed = sd_scratch(0, size)
-            if compressed == NULL:
-                return OUT_OF_MEMORY
-            status = self._read_stored(info, linear, offset, size, compressed)
+            if self._in_mapping(info, offset, size):
+                compressed = <char*>info.mapped + offset  # only read: decoded from in place
+                status = self._check_crc(info, linear, compressed, size)
+            else:
+                compressed = sd_scratch(0, size)
+                if compressed == NULL:
+                    return OUT_OF_MEMORY
+                status = self._read_stored(info, linear, offset, size, compressed)
             if status != 0:
                 return status
             if info.codec == BLOSC:
@@ -1037,6 +1179,46 @@ cdef class ReadContext:
             status = self._read_stored(info, linear, offset, size, staging)
         if status == 0 and shuffled:
             blosc2_unshuffle(info.typesize, <int32_t>expected, staging, target)
+        return status
+
+    cdef bint _in_mapping(self, FileInfo* info, int64_t offset, int64_t size) noexcept nogil:
+        """Whether to decode the chunk from the file's mapping: mapped, and (while the page
+        cache is probed, i.e. with read-ahead on) its pages are in memory. A chunk that is
+        not is read with pread, which waits on the disk once rather than once per page fault;
+        the first such miss of a read starts read-ahead, as a pread probe's would. A mincore
+        probe costs no I/O, so unlike the pread probe it goes on after a miss: a recording
+        the kernel evicted a few pages of still decodes the rest in place."""
+        cdef int64_t started = 0
+        cdef bint resident
+        if info.mapped == NULL:
+            return False
+        if not self.read_ahead:
+            return True
+        if self.profile:
+            started = sd_now_ns()
+        resident = sd_mapped_resident(info.mapped + offset, size)
+        if not resident and not sd_get_flag(&self._missed):
+            sd_atomic_add(&self.n_missed, 1)
+            sd_set_flag(&self._missed)
+            self._read_ahead(<int64_t>(info - self.files))
+        if self.profile:
+            sd_atomic_add(&self.ns_io, sd_now_ns() - started)
+        return resident
+
+    cdef int _decode_any(self, FileInfo* info, int64_t linear, int64_t offset, int64_t size,
+                         int64_t mask, char* target) noexcept nogil:
+        """``_decode``, guarded against the file shrinking under its mapping meanwhile."""
+        cdef DecodeCall call
+        cdef int status
+        if info.mapped == NULL:
+            return self._decode(info, linear, offset, size, mask, target)
+        call.context = <void*>self
+        call.info, call.linear, call.offset, call.size = info, linear, offset, size
+        call.mask, call.target = mask, target
+        status = sd_call_guarded(_decode_call, &call)
+        if status == SD_MAPPING_FAULTED:
+            self.error_detail = offset
+            return FILE_SHRANK
         return status
 
     cdef int _process(self, int64_t task, FileInfo* info) noexcept nogil:
@@ -1075,14 +1257,15 @@ cdef class ReadContext:
             self._copy_out(task, info, decoded)
             return 0
         if target != NULL:
-            return self._decode(info, linear, offset, size, info.chunk_mask[linear], target)
+            return self._decode_any(info, linear, offset, size, info.chunk_mask[linear], target)
         decoded = sd_scratch(1, info.chunk_nbytes)
         if decoded == NULL:
             return OUT_OF_MEMORY
         if info.codec == RAW and not self.decode_only and not self.verify_checksums:
             status = self._read_selected_span(task, info, offset, size, decoded)
         else:
-            status = self._decode(info, linear, offset, size, info.chunk_mask[linear], decoded)
+            status = self._decode_any(info, linear, offset, size, info.chunk_mask[linear],
+                                      decoded)
         if status == 0 and not self.decode_only:
             self._copy_out(task, info, decoded)
         return status
@@ -1180,3 +1363,9 @@ cdef class ReadContext:
 
 cdef void _run_job(void* context) noexcept nogil:
     (<ReadContext>context)._run()
+
+
+cdef int _decode_call(void* argument) noexcept nogil:
+    cdef DecodeCall* call = <DecodeCall*>argument
+    return (<ReadContext>call.context)._decode(call.info, call.linear, call.offset, call.size,
+                                               call.mask, call.target)

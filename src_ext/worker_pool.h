@@ -14,8 +14,8 @@
  * helpers spin for a short while, after a wake-up and after each job, before they sleep.
  *
  * Several threads may run jobs at once; idle helpers serve the oldest open job. Workers
- * never touch Python objects or the GIL, and block every signal (Python handles signals on
- * its main thread). After fork() the child starts with no workers and creates new ones.
+ * never touch Python objects or the GIL, and block every signal but a fault's own (Python
+ * handles signals on its main thread). After fork() the child starts with no workers and creates new ones.
  */
 #ifndef SD_WORKER_POOL_H
 #define SD_WORKER_POOL_H
@@ -136,6 +136,12 @@ static int sd_pool_grow(int wanted) {
     if (sd_pool_threads >= wanted) return sd_pool_threads;
     sigset_t all, previous;
     sigfillset(&all);
+    /* ...but the signals of a fault in the thread itself: blocked, they kill the process
+       without a handler (the reader's SIGBUS guard for truncated mappings, faulthandler) */
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_SETMASK, &all, &previous);  /* inherited by the new threads */
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);

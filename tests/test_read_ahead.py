@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from datasets import write_split_dataset
 
-from split_dataset import ReadProfile, SplitDataset, profile_reads, reader
+from split_dataset import ReadProfile, SplitDataset, file_cache, profile_reads, reader
 from split_dataset._ext import _chunk_reader
 from split_dataset.planning import plan_blocks, plan_chunks
 from split_dataset.selection import normalize
@@ -59,6 +59,7 @@ def settled_resident_pages(path: Path, quiet: float = 0.2, limit: float = 3.0) -
 
 
 def make_cold(paths: list[Path]) -> None:
+    file_cache.release_mappings()  # the kernel keeps the pages of mapped files
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:

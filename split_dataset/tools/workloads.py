@@ -15,6 +15,7 @@ time points) are left out rather than degenerate.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -245,7 +246,11 @@ def make_workloads(
 
 
 def drop_cache(paths) -> None:
-    """Drop the files' pages from the page cache (fsync fresh files first: dirty pages stay)."""
+    """Drop the files' pages from the page cache (fsync fresh files first: dirty pages stay).
+    Our readers' mappings are released first: the kernel keeps mapped pages."""
+    file_cache = sys.modules.get("split_dataset.file_cache")  # not imported: nothing mapped
+    if file_cache is not None:
+        file_cache.release_mappings()
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
