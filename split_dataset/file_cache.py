@@ -35,9 +35,9 @@ REOPEN_ATTEMPTS = 3  # a file replaced while it was being opened is opened again
 # the page cache with pread (hot full and strided reads of blosc and lz4 files: 0.86-0.91x
 # the time, interleaved A/B). The gain is the mapping's page tables kept from one read to
 # the next, so mappings live as long as the open file; the pages they hold count in the
-# process's resident set (they are
-# the page cache, there anyway). Raw chunks gain nothing: pread copies them into the output
-# directly. False: no file is mapped (one cache: ``FileCache.mapped_budget = 0``).
+# process's resident set (they are the page cache, there anyway). Raw chunks gain nothing:
+# pread copies them into the output directly. False: no file is mapped (one cache:
+# ``FileCache.mapped_budget = 0``).
 MAP_COMPRESSED_FILES = True
 MAPPED_CODECS = frozenset({Codec.BLOSC, Codec.DEFLATE, Codec.SHUFFLE_DEFLATE})
 # A cache keeps at most this share of the machine's memory mapped: beyond it, the least
@@ -181,10 +181,9 @@ def release_mappings() -> None:
 class FileCache:
     """LRU of ``OpenBlockFile`` keyed by path, bounded in descriptors; thread-safe."""
 
-    def __init__(self, capacity: int | None = None, mapped_budget: int | None = None) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
         self.capacity = max(MAX_DESCRIPTORS_PER_FILE, int(capacity or default_max_open_files()))
-        self.mapped_budget = default_mapped_budget() if mapped_budget is None else mapped_budget
-        self._mapped = 0  # bytes mapped by the cached entries
+        self.mapped_budget = default_mapped_budget()  # bytes the cached files may keep mapped
         self._entries: OrderedDict[Path, OpenBlockFile] = OrderedDict()
         self._lock = threading.Lock()
         forking.reset_after_fork(self)
@@ -227,19 +226,24 @@ class FileCache:
             self._evict()
         return fresh
 
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes the cached files keep mapped."""
+        return sum(entry.mapped_size for entry in self._entries.values())
+
     def _map(self, entry: OpenBlockFile) -> None:
         """Map an entry no read is using, unmapping the least recently used unpinned entries
         beyond the budget (lock held)."""
-        if entry.mapped_address or not entry.mappable:
+        if entry.mapped_address or entry.layout.file_size > self.mapped_budget:
             return
-        if entry.layout.file_size > self.mapped_budget:
+        if not entry.map():
             return
-        self._mapped += entry.map()
+        mapped = self.mapped_bytes
         for other in self._entries.values():
-            if self._mapped <= self.mapped_budget:
+            if mapped <= self.mapped_budget:
                 break
             if other.pins == 0 and other is not entry:
-                self._mapped -= other.unmap()
+                mapped -= other.unmap()
 
     def release_mappings(self) -> None:
         """Unmap every file no read is using: their pages leave the process's resident set
@@ -248,7 +252,7 @@ class FileCache:
         with self._lock:
             for entry in self._entries.values():
                 if entry.pins == 0:
-                    self._mapped -= entry.unmap()
+                    entry.unmap()
 
     def _evict(self) -> None:
         """Close least recently used files until the descriptors fit (lock held). Pinned files
@@ -259,8 +263,8 @@ class FileCache:
             held -= oldest.descriptors
             self._retire(oldest)
 
-    def _retire(self, entry: OpenBlockFile) -> None:
-        self._mapped -= entry.mapped_size  # unmapped when closed, after its last read
+    @staticmethod
+    def _retire(entry: OpenBlockFile) -> None:
         entry.evicted = True
         if entry.pins == 0:
             entry.close()

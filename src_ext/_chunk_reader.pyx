@@ -303,7 +303,8 @@ cdef extern from *:
        it cannot tell, then the access may wait on the disk as a pread would. */
     static int sd_mapped_resident(const char *address, int64_t size) {
         static __thread unsigned char vector[256];
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        static uintptr_t page = 0;  /* the same for every thread: a race writes one value */
+        if (page == 0) page = (uintptr_t)sysconf(_SC_PAGESIZE);
         uintptr_t start = (uintptr_t)address & ~(page - 1);
         uintptr_t end = (uintptr_t)address + (uintptr_t)size;
         while (start < end) {
@@ -588,7 +589,6 @@ cdef struct DecodeCall:  # the arguments of ReadContext._decode, for sd_call_gua
     FileInfo* info
     int64_t linear, offset, size, mask
     char* target
-
 
 
 cdef class ReadContext:

@@ -15,7 +15,8 @@
  *
  * Several threads may run jobs at once; idle helpers serve the oldest open job. Workers
  * never touch Python objects or the GIL, and block every signal but a fault's own (Python
- * handles signals on its main thread). After fork() the child starts with no workers and creates new ones.
+ * handles signals on its main thread). After fork() the child starts with no workers and
+ * creates new ones.
  */
 #ifndef SD_WORKER_POOL_H
 #define SD_WORKER_POOL_H

@@ -33,14 +33,29 @@ def recording(tmp_path, compression: str = "blosc", name: str = "ds"):
     return folder, array
 
 
+@pytest.fixture
+def open_dataset():
+    """``SplitDataset(...)``, closed when the test ends: descriptors left to the garbage
+    collector would close during a later test that counts them."""
+    opened: list[SplitDataset] = []
+
+    def open_(*args, **kwargs) -> SplitDataset:
+        opened.append(SplitDataset(*args, **kwargs))
+        return opened[-1]
+
+    yield open_
+    for ds in opened:
+        ds.close()
+
+
 def cached_entries(ds: SplitDataset) -> list[file_cache.OpenBlockFile]:
     return list(ds._cache._entries.values())
 
 
 @pytest.mark.parametrize("compression", ["blosc", "blosc:lz4", "zlib", "raw"])
-def test_compressed_files_are_read_through_a_mapping(tmp_path, compression):
+def test_compressed_files_are_read_through_a_mapping(tmp_path, open_dataset, compression):
     folder, array = recording(tmp_path, compression)
-    ds = SplitDataset(folder, threads=2)
+    ds = open_dataset(folder, threads=2)
     np.testing.assert_array_equal(ds[:], array)
     np.testing.assert_array_equal(ds[1, 2], array[1, 2])
     entries = cached_entries(ds)
@@ -55,7 +70,7 @@ def test_compressed_files_are_read_through_a_mapping(tmp_path, compression):
 @pytest.mark.parametrize("probe", [False, True], ids=["mapped-access", "page-cache-probe"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_file_truncated_under_its_mapping_fails_with_its_name(
-    tmp_path, monkeypatch, threads, probe
+    tmp_path, monkeypatch, open_dataset, threads, probe
 ):
     """Another program truncates a block file after our read pinned it (its identity checked)
     and before the chunks are decoded: with the page-cache probe off the decoder touches the
@@ -64,7 +79,7 @@ def test_a_file_truncated_under_its_mapping_fails_with_its_name(
     folder, array = recording(tmp_path)
     other, other_array = recording(tmp_path, name="other")
     monkeypatch.setattr(reader, "READ_AHEAD", probe)
-    ds = SplitDataset(folder, threads=threads)
+    ds = open_dataset(folder, threads=threads)
     np.testing.assert_array_equal(ds[:], array)  # mapped, every chunk indexed
     victim = folder / "0001.h5"
     check_layouts = reader._check_layouts
@@ -81,7 +96,7 @@ def test_a_file_truncated_under_its_mapping_fails_with_its_name(
         assert "shrank" in str(failure.value)
     monkeypatch.setattr(reader, "_check_layouts", check_layouts)
     # the threads that met the fault decode the next recording right
-    np.testing.assert_array_equal(SplitDataset(other, threads=threads)[:], other_array)
+    np.testing.assert_array_equal(open_dataset(other, threads=threads)[:], other_array)
     np.testing.assert_array_equal(ds[0:2], array[0:2])
 
 
@@ -142,9 +157,9 @@ def test_the_guard_holds_when_faulthandler_is_enabled_after_the_mapping(tmp_path
     assert "survived" in child.stdout
 
 
-def test_mapped_bytes_stay_within_the_budget_and_reads_stay_right(tmp_path):
+def test_mapped_bytes_stay_within_the_budget_and_reads_stay_right(tmp_path, open_dataset):
     folder, array = recording(tmp_path)
-    ds = SplitDataset(folder, threads=2)
+    ds = open_dataset(folder, threads=2)
     ds[0, 0]
     file_size = cached_entries(ds)[0].layout.file_size
     ds._cache.mapped_budget = 2 * file_size  # two of the three files
@@ -154,23 +169,22 @@ def test_mapped_bytes_stay_within_the_budget_and_reads_stay_right(tmp_path):
         np.testing.assert_array_equal(ds[t, z], array[t, z])
         np.testing.assert_array_equal(ds[t, :, 5:40:3], array[t, :, 5:40:3])
         entries = cached_entries(ds)
-        mapped = sum(entry.mapped_size for entry in entries)
-        assert mapped == ds._cache._mapped <= ds._cache.mapped_budget
+        assert sum(entry.mapped_size for entry in entries) <= ds._cache.mapped_budget
         assert all(bool(e.mapped_address) == bool(e.mapped_size) for e in entries)
     np.testing.assert_array_equal(ds[:], array)
     ds._cache.mapped_budget = file_size // 2  # no file fits: all read with pread
     ds._cache.release_mappings()
     np.testing.assert_array_equal(ds[::-1, 1], array[::-1, 1])
-    assert ds._cache._mapped == 0
+    assert ds._cache.mapped_bytes == 0
     assert all(entry.mapped_address == 0 for entry in cached_entries(ds))
 
 
-def test_released_mappings_are_made_again_by_the_next_read(tmp_path):
+def test_released_mappings_are_made_again_by_the_next_read(tmp_path, open_dataset):
     folder, array = recording(tmp_path)
-    ds = SplitDataset(folder)
+    ds = open_dataset(folder)
     np.testing.assert_array_equal(ds[3, 1], array[3, 1])  # keeps a read template
     file_cache.release_mappings()
     assert all(entry.mapped_address == 0 for entry in cached_entries(ds))
-    assert ds._cache._mapped == 0
+    assert ds._cache.mapped_bytes == 0
     np.testing.assert_array_equal(ds[3, 1], array[3, 1])  # templates of the old mapping gone
     assert any(entry.mapped_address != 0 for entry in cached_entries(ds))
