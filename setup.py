@@ -77,6 +77,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         **common,
     ),
+    Extension("split_dataset._ext._listing", ["src_ext/_listing.pyx"], **common),
     Extension(
         "split_dataset._ext._chunk_reader",
         ["src_ext/_chunk_reader.pyx"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +16,11 @@ import numpy as np
 from . import forking
 from .array_like import ArrayLike
 from .blocks import Blocks, blocks_per_axis
-from .discovery import NUMBERED_NAME, FolderContents, discover, is_marked_incomplete
+from .discovery import FolderContents, discover, is_marked_incomplete
 from .errors import BlockFileError, IncompleteDatasetWarning, NoStackError
 from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
+from .folder_listing import NumberedNames
 from .metadata import Origin, StackMetadata
 from .prefetch import Prefetcher
 from .reader import BlockGrid, BlockPaths, read_orthogonal, read_plain
@@ -221,7 +222,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
                 IncompleteDatasetWarning,
                 stacklevel=2,
             )
-        self._setup(metadata, shape, list(contents.block_names), dtype, key, contents.legacy)
+        self._setup(metadata, shape, contents.block_names, dtype, key, contents.legacy)
 
     @staticmethod
     def _probe(path: Path, key: str | None = None) -> StackSummary | None:
@@ -235,7 +236,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         self,
         metadata: StackMetadata,
         shape: tuple[int, ...],
-        file_names: list[str],
+        file_names: Sequence[str],
         dtype: np.dtype | None,
         key: str | None,
         legacy: bool,
@@ -506,7 +507,7 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         self._setup(
             state["metadata"],
             state["shape"],
-            _unpack_names(state["file_names"]),
+            state["file_names"],
             dtype,
             state["key"],
             state["legacy"],
@@ -543,22 +544,10 @@ def read_selection(
     return result
 
 
-def _pack_names(names: list[str]) -> list[str] | tuple[str, int, int, int]:
-    """Block file names as ``(prefix, width, first, count)`` when they are the usual run of
-    numbers (a dataset of 20,000 files pickles in a few hundred bytes), else as they are."""
-    match = NUMBERED_NAME.match(names[0]) if names else None
-    if match is None:
-        return names
-    prefix, width, first = match["prefix"], len(match["number"]), int(match["number"])
-    packed = (prefix, width, first, len(names))
-    return packed if _unpack_names(packed) == names else names
-
-
-def _unpack_names(packed: list[str] | tuple[str, int, int, int]) -> list[str]:
-    if isinstance(packed, list):
-        return packed
-    prefix, width, first, count = packed
-    return [f"{prefix}{number:0{width}d}.h5" for number in range(first, first + count)]
+def _pack_names(names: Sequence[str]) -> Sequence[str]:
+    """Block file names as a ``NumberedNames`` when they are the usual run of numbers (a
+    dataset of 20,000 files pickles in a few hundred bytes), else as a list."""
+    return NumberedNames.of(names) or list(names)
 
 
 def _check_out(out: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:

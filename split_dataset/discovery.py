@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BlockFileError, MetadataError, NotASplitDatasetError
+from .folder_listing import BLOCK_SUFFIX, FolderListing, NumberedNames, list_folder
 from .metadata import (
     INCOMPLETE_KEY,
     METADATA_SUFFIX,
@@ -18,7 +20,6 @@ from .metadata import (
     read_legacy_metadata,
 )
 
-BLOCK_SUFFIX = ".h5"
 # A block file's name: a prefix, digits, ".h5" (one name, or one per line of a listing: then
 # findall gives (name, prefix, number)). Hidden files (macOS' ._0001.h5) are not blocks.
 NUMBERED_NAME = re.compile(r"^(?P<name>(?!\.)(?P<prefix>.*?)(?P<number>\d+)\.h5)$", re.MULTILINE)
@@ -29,7 +30,7 @@ class FolderContents:
     """The block files of a folder in block order, and where the metadata came from."""
 
     folder: Path
-    block_names: tuple[str, ...]
+    block_names: Sequence[str]  # a NumberedNames for the usual run: no 10,000 strings
     metadata: StackMetadata
     metadata_path: Path
     legacy: bool  # metadata read from inside the last block file (no JSON)
@@ -52,7 +53,13 @@ def numbered_block_names(
     folder: Path, prefix: str | None = None, names: list[str] | None = None
 ) -> list[str]:
     """Names of the ``*.h5`` files whose stem ends in digits, sorted by that number (not as
-    strings). Names, not paths: a folder of 10,000 blocks opens in a tenth of the time.
+    strings). ``names``: the folder's listing, if the caller has it."""
+    listing = list_folder(folder, prefix) if names is None else FolderListing(None, names)
+    return list(_block_names(folder, listing, prefix))
+
+
+def _block_names(folder: Path, listing: FolderListing, prefix: str | None) -> Sequence[str]:
+    """``numbered_block_names`` of a listing; the usual run stays a ``NumberedNames``.
 
     Files without digits (``shifts_sobel.h5``) are not blocks. Without a prefix, all numbered
     files must share one name prefix, otherwise the choice is ambiguous and we refuse to guess.
@@ -60,13 +67,10 @@ def numbered_block_names(
     and then ``0005.h5.tmp`` to ``0005.h5``, a listing can see the second and not the first
     (seen in a fifth of the listings of a 3,000-file folder being renamed in). So a number
     missing from the listing is looked up by name, which is atomic, before it is believed.
-    ``names``: the folder's listing, if the caller has it.
     """
-    if names is None:
-        names = os.listdir(folder)
-    numbered = _one_zero_padded_run(names, prefix)
+    numbered: Sequence[str] | None = listing.run
     if numbered is None:
-        numbered = _numbered_with_gaps_filled(folder, names, prefix)
+        numbered = _numbered_with_gaps_filled(folder, listing.others, prefix)
     if not numbered:
         return []
     # files before the first one listed, renamed in during the listing
@@ -76,36 +80,10 @@ def numbered_block_names(
     while first > 0 and _exists(folder, candidate := _same_pattern(first_name, first, first - 1)):
         first, first_name = first - 1, candidate
         earlier.append(candidate)
-    return earlier[::-1] + numbered if earlier else numbered
-
-
-def _one_zero_padded_run(names: list[str], prefix: str | None) -> list[str] | None:
-    """The block names in order, if every ``.h5`` file of the listing is the prefix and
-    numbers of one width with none missing (how writers name blocks), else None.
-
-    The general rule (``_numbered_with_gaps_filled``) parses every name in Python: 16 ms of a
-    10,000-file folder's 27 ms open. Here one regular expression checks the names and a string
-    sort orders them: zero-padded numbers of one width sort as strings as they do as numbers,
-    and distinct numbers from ``first`` to ``last``, as many as the names, leave no gap.
-    ASCII digits only: other scripts' digits would not sort as strings by value.
-    """
-    listing = "\n".join(names)
-    if listing.count("\n") != len(names) - 1:
-        return None  # a name with a newline in it
-    first_match = NUMBERED_NAME.search(listing)
-    if first_match is None or (prefix is not None and first_match["prefix"] != prefix):
-        return None
-    name_prefix, width = first_match["prefix"], len(first_match["number"])
-    pattern = f"^{re.escape(name_prefix)}[0-9]{{{width}}}{re.escape(BLOCK_SUFFIX)}$"
-    run = re.findall(pattern, listing, re.MULTILINE)
-    h5_names = listing.count(BLOCK_SUFFIX + "\n") + listing.endswith(BLOCK_SUFFIX)
-    if len(run) != h5_names:
-        return None  # other .h5 names: prefixes, widths, hidden files; the general rule decides
-    run.sort()
-    digits = slice(len(name_prefix), len(name_prefix) + width)
-    if int(run[-1][digits]) - int(run[0][digits]) != len(run) - 1:
-        return None
-    return run
+    if not earlier:
+        return numbered
+    extended = [*earlier[::-1], *numbered]
+    return NumberedNames.of(extended) or extended
 
 
 def _numbered_with_gaps_filled(folder: Path, names: list[str], prefix: str | None) -> list[str]:
@@ -159,7 +137,8 @@ def _same_pattern(name: str, number: int, other: int) -> str:
 def find_metadata_file(
     folder: Path, prefix: str | None = None, names: list[str] | None = None
 ) -> Path | None:
-    """The folder's ``*stack_metadata.json`` (``names``: its listing, if the caller has it)."""
+    """The folder's ``*stack_metadata.json`` (``names``: its listing, if the caller has it;
+    the names of a listing's ``others`` are enough: a block file's name is no metadata's)."""
     if prefix:
         candidate = folder / f"{prefix}{METADATA_SUFFIX}"
         if candidate.is_file():
@@ -182,10 +161,10 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
     folder = Path(folder)
     if not folder.is_dir():
         raise NotASplitDatasetError(f"{folder}: not a folder")
-    names = os.listdir(folder)
-    metadata_path = find_metadata_file(folder, prefix, names)
+    listing = list_folder(folder, prefix)
+    metadata_path = find_metadata_file(folder, prefix, listing.others)
     try:
-        numbered = numbered_block_names(folder, prefix, names)
+        numbered = _block_names(folder, listing, prefix)
     except _NumberingGap as gap:
         if metadata_path is not None and is_marked_incomplete(read_json_metadata(metadata_path)):
             raise BlockFileError(
@@ -213,10 +192,10 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
         assert metadata_path is not None
         metadata = read_json_metadata(metadata_path)
     if metadata.files is not None:
-        block_names = list(metadata.files)
+        block_names: Sequence[str] = list(metadata.files)
         # the listing answers for most names instead of a stat each; a name it lacks may have
         # been renamed in since, so that one is looked up
-        listed = set(names)
+        listed = set(listing.names)
         missing = [n for n in block_names if n not in listed and not _exists(folder, n)]
         if missing:
             raise NotASplitDatasetError(
@@ -232,7 +211,7 @@ def discover(folder: str | Path, prefix: str | None = None) -> FolderContents:
     # this package) and no block file yet: it opens empty. Any other JSON needs its files.
     if not block_names and 0 not in metadata.shape_full and metadata.dtype is None:
         raise NotASplitDatasetError(f"{folder}: the metadata is there but no block file (*.h5) is")
-    return FolderContents(folder, tuple(block_names), metadata, metadata_path, legacy, first_number)
+    return FolderContents(folder, block_names, metadata, metadata_path, legacy, first_number)
 
 
 def is_marked_incomplete(metadata: StackMetadata) -> bool:
