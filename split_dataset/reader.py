@@ -36,6 +36,10 @@ EAGER_WAKE_BYTES = 4 << 20
 # A chunk missing from the page cache makes the reader ask the kernel for the chunks ahead
 # (posix_fadvise), so the disk reads while the cores decode. Off only to measure its effect.
 READ_AHEAD = True
+# ... from a thread of its own, which keeps the plan's chunks asked for well ahead of the
+# decoders (off: the decoding threads ask, a few files ahead at a time, as before; measured
+# against it in benchmarks/profile_report.py).
+READ_AHEAD_THREAD = True
 # Checked plan-on-file contexts kept per open file, for small plans reused across blocks:
 # after a 5 ms pause, making a context cost 36 us of a 250 us raw plane read (a kept one is
 # copied). Large plans amortize it, and are not kept alive by a file's templates.
@@ -400,6 +404,7 @@ def _execute(
     context.background = options.background
     context.decode_only = options.decode_only
     context.read_ahead = READ_AHEAD
+    context.read_ahead_thread = READ_AHEAD_THREAD
     n_tasks = plan.n_tasks
     threads = min(options.threads, n_tasks)
     profile = options.profile

@@ -167,6 +167,76 @@ def test_whole_raw_files_ahead_are_left_to_the_kernel(tmp_path, compression):
         assert pages[stored].all() == (compression == "blosc"), (files[slot].name, compression)
 
 
+def planned_pages(layout, linears, size: int) -> np.ndarray:
+    pages = np.zeros(size, bool)
+    for linear in linears:
+        pages[chunk_pages(layout, linear)] = True
+    return pages
+
+
+@pytest.mark.parametrize("per_file", [1, 2])
+def test_the_read_ahead_thread_asks_for_the_planned_chunks_and_nothing_else(tmp_path, per_file):
+    """One z-plane of every time point, as the read-ahead thread asks for it from a miss at
+    the first task: every planned chunk of every file, the file being read included (off the
+    decoding threads, one run there is asked for too), and nothing else."""
+    array = movie((3 * per_file, 32, 512, 512))
+    folder = write_split_dataset(
+        tmp_path / "ds", array, (per_file, 32, 512, 512), (1, 1, 512, 512), "raw"
+    )
+    files = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder)
+    ds[:, 0]
+    layouts = [ds.layout(i) for i in range(len(files))]
+    make_cold(files)
+    with read_context(ds, (slice(None), 0)) as (context, _):
+        assert context.read_ahead_bytes >= 32 << 20  # more than this read: no waiting
+        context.read_ahead_thread_from(0, 0)
+    for path, layout in zip(files, layouts):
+        pages = settled_resident_pages(path)
+        planned = planned_pages(layout, [t * 32 for t in range(per_file)], pages.size)
+        assert pages[planned].all(), f"{path.name}: planned chunks were not asked for"
+        planned[: chunk_pages(layout, 0).start] = True  # HDF5's own header and index
+        assert not pages[~planned].any(), f"{path.name}: unplanned chunks were asked for"
+
+
+def test_the_read_ahead_thread_keeps_its_distance(tmp_path):
+    """With room for three chunks ahead of the decoders, which have taken the first four
+    tasks, the thread asks for tasks 4-6 and stops: none before, none after."""
+    array = movie((1, 12, 512, 512))
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 12, 512, 512), (1, 1, 512, 512),
+                                 "raw")
+    (path,) = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder)
+    ds[:]
+    layout = ds.layout(0)
+    make_cold([path])
+    with read_context(ds, (slice(None),)) as (context, _):
+        context.read_ahead_bytes = 3 * 512 * 512 * 2
+        context.read_ahead_thread_from(4, 4)
+    pages = settled_resident_pages(path)
+    asked = planned_pages(layout, [4, 5, 6], pages.size)
+    assert pages[asked].all()
+    not_asked = planned_pages(layout, [0, 1, 2, 3, 7, 8, 9, 10, 11], pages.size) & ~asked
+    assert not pages[not_asked].any()  # (a page shared with an asked chunk is asked for)
+
+
+@pytest.mark.parametrize("thread", [True, False])
+def test_a_cold_read_is_exact_with_read_ahead_on_either_side(tmp_path, monkeypatch, thread):
+    """Many files ahead, several chunks each: the read-ahead thread (or the decoding threads)
+    advise while the decoders read; the data is exact and the thread is gone at the end."""
+    monkeypatch.setattr(reader, "READ_AHEAD_THREAD", thread)
+    array = movie((12, 4, 128, 256))
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 4, 128, 256), (1, 1, 64, 256))
+    files = sorted(folder.glob("*.h5"))
+    ds = SplitDataset(folder, threads=2)
+    ds[:]  # the pool's workers are started
+    native_threads = len(os.listdir("/proc/self/task"))
+    for key in [(slice(None),), (slice(None), 2), (slice(3, 9), slice(None), 5)]:
+        make_cold(files)
+        np.testing.assert_array_equal(ds[key], array[key])
+    assert len(os.listdir("/proc/self/task")) == native_threads  # read-ahead threads joined
+
+
 def test_read_ahead_off_reads_the_same_and_never_probes(tmp_path, monkeypatch):
     array = movie((4, 2, 64, 128))
     folder = write_split_dataset(tmp_path / "ds", array, (1, 2, 64, 128), (1, 1, 32, 128))
