@@ -22,6 +22,7 @@ from .file_cache import FileCache
 from .file_layout import FileLayout, StackSummary, probe_stack
 from .folder_listing import NumberedNames
 from .metadata import Origin, StackMetadata
+from .output_memory import new_output
 from .prefetch import Prefetcher
 from .reader import BlockGrid, BlockPaths, read_orthogonal, read_plain
 from .selection import DirectSelection, Selection, Term, normalize
@@ -523,7 +524,7 @@ def read_selection(
     """NumPy's result of a selection, given ``fill(target)``, which reads the orthogonal
     selection (one axis per non-integer term, in axis order) into ``target``."""
     if out is None:
-        result = np.empty(selection.result_shape, dtype=dtype)
+        result = new_output(selection.result_shape, dtype)
     else:
         _check_out(out, selection.result_shape, dtype)
         result = out
@@ -538,7 +539,7 @@ def read_selection(
             return result
         fill(view)
         return result
-    intermediate = np.empty(selection.orthogonal_shape, dtype=dtype)
+    intermediate = new_output(selection.orthogonal_shape, dtype)
     fill(intermediate)
     result[...] = intermediate[selection.numpy_index]
     return result

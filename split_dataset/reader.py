@@ -15,6 +15,7 @@ from .blocks import owned_extent
 from .errors import BlockFileError, ChunkReadError
 from .file_cache import FileCache, OpenBlockFile
 from .file_layout import Codec, FileLayout
+from .output_memory import new_output
 from .planning import (
     BlockPlan,
     ReadPlan,
@@ -281,7 +282,7 @@ def read_plain(
     if found is None or active_profile() is not None:
         return None
     linear, local = found
-    out = np.empty(grid.shape[len(local) :], dtype=grid.dtype)
+    out = new_output(grid.shape[len(local) :], grid.dtype)
     options = _options(out, threads, background, False, verify_checksums, None)
     if out.size:
         _read_in_block(grid, cache, linear, local, out, options)

@@ -45,12 +45,18 @@ def resident_pages(path: Path) -> np.ndarray:
         mapping.close()
 
 
-def settled_resident_pages(path: Path, quiet: float = 0.2, limit: float = 3.0) -> np.ndarray:
+def settled_resident_pages(
+    path: Path, expected: np.ndarray | None = None, quiet: float = 0.2, limit: float = 15.0
+) -> np.ndarray:
     """``resident_pages`` once reads in flight have landed: mincore counts a page only when its
     read completed, and read-ahead is asynchronous. Polls until nothing changes for ``quiet``
-    seconds (at most ``limit``)."""
+    seconds and the ``expected`` pages (a mask) are all in (at most ``limit``: a disk busy
+    with other reads can leave an asked-for page out longer than ``quiet``)."""
     pages, stable_since, started = resident_pages(path), time.monotonic(), time.monotonic()
-    while time.monotonic() - stable_since < quiet and time.monotonic() - started < limit:
+    while time.monotonic() - started < limit and (
+        time.monotonic() - stable_since < quiet
+        or (expected is not None and not pages[expected].all())
+    ):
         time.sleep(0.02)
         now = resident_pages(path)
         if not np.array_equal(now, pages):
@@ -114,6 +120,13 @@ def chunk_pages(layout, linear: int) -> slice:
     return slice(start // PAGE, (start + int(layout.chunk_size[linear]) - 1) // PAGE + 1)
 
 
+def planned_pages(layout, linears, size: int) -> np.ndarray:
+    pages = np.zeros(size, bool)
+    for linear in linears:
+        pages[chunk_pages(layout, linear)] = True
+    return pages
+
+
 @pytest.mark.parametrize("per_file", [1, 2])
 def test_read_ahead_asks_for_the_planned_chunks_and_nothing_else(tmp_path, per_file):
     """One z-plane of every time point (512 KiB chunks, 16 MiB per time point), as a miss in
@@ -132,9 +145,11 @@ def test_read_ahead_asks_for_the_planned_chunks_and_nothing_else(tmp_path, per_f
     with read_context(ds, (slice(None), 0)) as (context, _):
         context.read_ahead_from(0)
     for slot, (path, layout) in enumerate(zip(files, layouts)):
-        pages = settled_resident_pages(path)
         planned = [t * 32 for t in range(per_file)]  # linear chunk index of plane 0 at each t
         wanted = slot > 0 or per_file > 1
+        size = resident_pages(path).size
+        expected = planned_pages(layout, planned, size) if wanted else None
+        pages = settled_resident_pages(path, expected)
         for linear in planned:
             assert pages[chunk_pages(layout, linear)].all() == wanted, (path.name, linear)
         unplanned = np.ones(pages.size, bool)
@@ -161,17 +176,14 @@ def test_whole_raw_files_ahead_are_left_to_the_kernel(tmp_path, compression):
     with read_context(ds, (slice(None),)) as (context, _):
         context.read_ahead_from(0)
     for slot in (1, 2):
-        pages = settled_resident_pages(files[slot])
         stored = np.concatenate([np.arange(s.start, s.stop) for s in
                                  (chunk_pages(layouts[slot], c) for c in range(8))])
+        size = resident_pages(files[slot]).size
+        pages = settled_resident_pages(
+            files[slot], planned_pages(layouts[slot], range(8), size)
+            if compression == "blosc" else None
+        )
         assert pages[stored].all() == (compression == "blosc"), (files[slot].name, compression)
-
-
-def planned_pages(layout, linears, size: int) -> np.ndarray:
-    pages = np.zeros(size, bool)
-    for linear in linears:
-        pages[chunk_pages(layout, linear)] = True
-    return pages
 
 
 @pytest.mark.parametrize("per_file", [1, 2])
@@ -192,8 +204,10 @@ def test_the_read_ahead_thread_asks_for_the_planned_chunks_and_nothing_else(tmp_
         assert context.read_ahead_bytes >= 32 << 20  # more than this read: no waiting
         context.read_ahead_thread_from(0, 0)
     for path, layout in zip(files, layouts):
-        pages = settled_resident_pages(path)
-        planned = planned_pages(layout, [t * 32 for t in range(per_file)], pages.size)
+        planned = planned_pages(
+            layout, [t * 32 for t in range(per_file)], resident_pages(path).size
+        )
+        pages = settled_resident_pages(path, planned)
         assert pages[planned].all(), f"{path.name}: planned chunks were not asked for"
         planned[: chunk_pages(layout, 0).start] = True  # HDF5's own header and index
         assert not pages[~planned].any(), f"{path.name}: unplanned chunks were asked for"
@@ -213,8 +227,8 @@ def test_the_read_ahead_thread_keeps_its_distance(tmp_path):
     with read_context(ds, (slice(None),)) as (context, _):
         context.read_ahead_bytes = 3 * 512 * 512 * 2
         context.read_ahead_thread_from(4, 4)
-    pages = settled_resident_pages(path)
-    asked = planned_pages(layout, [4, 5, 6], pages.size)
+    asked = planned_pages(layout, [4, 5, 6], resident_pages(path).size)
+    pages = settled_resident_pages(path, asked)
     assert pages[asked].all()
     not_asked = planned_pages(layout, [0, 1, 2, 3, 7, 8, 9, 10, 11], pages.size) & ~asked
     assert not pages[not_asked].any()  # (a page shared with an asked chunk is asked for)
