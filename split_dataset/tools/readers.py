@@ -11,7 +11,6 @@ Both have ``read(index)`` and ``open_and_read(index)`` (the workloads' interface
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,13 +161,15 @@ class PackageReader:
     def read(self, index: tuple) -> np.ndarray:
         if not self.reuse_out:
             return self.ds[index]
-        key = json.dumps([repr(i) for i in index])
-        buffer = self._buffers.get(key)
+        # one buffer per result shape: the selections of a workload (a plane across time at
+        # each z, say) share it, so every read after the first is into reused memory
+        shape = result_shape(index, self.ds.shape)
+        buffer = self._buffers.get(shape)
         if buffer is None:
-            buffer = np.empty(result_shape(index, self.ds.shape), dtype=self.ds.dtype)
+            buffer = np.empty(shape, dtype=self.ds.dtype)
             if len(self._buffers) > 2:
                 self._buffers.clear()
-            self._buffers[key] = buffer
+            self._buffers[shape] = buffer
         return self.ds.read(index, out=buffer)
 
     def open_and_read(self, index: tuple) -> np.ndarray:
