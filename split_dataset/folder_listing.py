@@ -56,8 +56,8 @@ class NumberedNames(Sequence[str]):
             return len(other) == self.length and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash((self.prefix, self.width, self.first, self.length))
+    def __hash__(self) -> int:  # empty runs are all equal: one hash
+        return hash((self.prefix, self.width, self.first, self.length) if self.length else ())
 
     def _name(self, number: int) -> str:
         return f"{self.prefix}{number:0{self.width}d}{BLOCK_SUFFIX}"

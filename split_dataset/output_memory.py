@@ -25,6 +25,7 @@ already reuses the small ones).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -77,10 +78,12 @@ class OutputMemory:
     def new_output(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """An uninitialized array of ``shape`` and ``dtype``, as ``np.empty`` makes."""
         dtype = np.dtype(dtype)
-        shape = tuple(int(n) for n in shape)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        # every read comes here, a viewer's frames too: small ones leave at once (np.prod
+        # and the shape's conversion cost 28x np.empty's time on a 512 x 512 plane)
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes < MIN_BYTES or nbytes > self.budget or dtype.hasobject or dtype.fields:
             return np.empty(shape, dtype)
+        shape = tuple(int(n) for n in shape)
         with self._lock:
             buffer = self._take_idle(nbytes)
             if buffer is None:

@@ -1079,9 +1079,10 @@ cdef class ReadContext:
 
     cdef void _on_first_miss(self, int64_t slot) noexcept nogil:
         """A chunk was not in the page cache: from now on, keep the disk ahead of the
-        decoders. From a thread of its own where one can be started: posix_fadvise waits
-        while the device's queue is full, and on a decoding thread that wait stalled the
-        decoding (cold full reads 1.1-1.2x faster with the thread, interleaved A/B)."""
+        decoders. From a thread of its own where one can be started: advice from the decoding
+        threads kept the disk less busy (cold full reads 1.1-1.2x faster with the thread,
+        interleaved A/B; posix_fadvise waiting on a full device queue is the likely reason,
+        not traced)."""
         if self.read_ahead_thread and sd_claim_int(&self._advisor_state, 0, 1):
             self._advise_from = sd_atomic_load(&self.next_task) - 1
             if self._advise_from < 0:

@@ -142,6 +142,8 @@ def test_numbered_names_behave_as_the_list_of_names():
     assert NumberedNames.of(expected[:2] + expected[3:]) is None  # a gap
     assert NumberedNames.of(["1.h5", "2.h5", "10.h5"]) is None  # not zero-padded
     assert pickle.loads(pickle.dumps(names)) == names
+    assert names[5:] == NumberedNames("other_", 2, 0, 0)  # empty runs are equal...
+    assert hash(names[5:]) == hash(NumberedNames("other_", 2, 0, 0))  # ...and hash alike
 
 
 def test_a_real_folder_of_many_blocks_opens_in_number_order(tmp_path):
