@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -154,6 +155,15 @@ class CompressedChunks:
     masks: np.ndarray  # uint8, HDF5's filter mask: 1 = kept raw (filter 0, blosc, skipped)
     crcs: np.ndarray  # uint32, of the stored bytes
 
+    def starting_at(self, first: int) -> CompressedChunks:
+        """The same chunks, as part of a block that holds them from index ``first`` of its first
+        axis on (chunks of a run of frames, written into a block of several)."""
+        if first == 0:
+            return self
+        origins = self.origins.copy()
+        origins[:, 0] += np.uint64(first)
+        return replace(self, origins=origins)
+
     def chunks(self) -> list[StoredChunk]:
         return [
             StoredChunk(
@@ -165,32 +175,69 @@ class CompressedChunks:
         ]
 
 
-def compress_chunks(block: np.ndarray, encoding: BlockEncoding) -> CompressedChunks:
+class StoredBuffers:
+    """Memory for blocks' compressed chunks, reused from block to block of one write.
+
+    A block's worst case (every chunk at full size plus blosc's overhead) is allocated, and the
+    compressor touches what it stores. In fresh memory each of those pages is a page fault and
+    a page the kernel zeroes first: 10 % of a 2-thread save's CPU (perf: ``clear_page_rep``
+    under the compressor's stores). A buffer comes back once its block's file is written, and
+    the next block takes it, so there are never more than blocks in flight; they go with the
+    writer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[int, np.ndarray] = {}
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A buffer of at least ``nbytes`` (its contents undefined)."""
+        with self._lock:
+            fitting = [b for b in self._idle.values() if b.nbytes >= nbytes]
+            if fitting:
+                return self._idle.pop(id(min(fitting, key=lambda b: b.nbytes)))
+        return np.empty(nbytes, np.uint8)
+
+    def give(self, buffer: np.ndarray) -> None:
+        """``buffer``, from ``take``, is no longer read by anyone."""
+        with self._lock:
+            self._idle[id(buffer)] = buffer
+
+
+def compress_chunks(
+    block: np.ndarray, encoding: BlockEncoding, buffers: StoredBuffers | None = None
+) -> CompressedChunks:
     """Blosc1-compress every inner chunk of ``block``, in C order over the chunk grid.
 
     numcodecs' c-blosc 1.x compresses without the GIL, so workers run this in parallel: all
     chunks of a block in one compiled call where each chunk is one byte range of the block
     (row bands, the default), chunk by chunk otherwise. A chunk that blosc cannot shrink is
     kept raw with filter 0 marked as skipped, as the HDF5 blosc filter does; edge chunks are
-    padded with zeros, since HDF5 stores every chunk at full size.
+    padded with zeros, since HDF5 stores every chunk at full size. ``buffers``: where the
+    compressed bytes go (else fresh memory).
     """
     chunks = _block_chunks(block.shape, encoding)
     compress_ctx = blosc1.compress_ctx_address()
     if compress_ctx is not None and chunks_are_byte_ranges(block.shape, chunks):
-        return _compress_in_one_call(compress_ctx, block, chunks, encoding)
+        return _compress_in_one_call(compress_ctx, block, chunks, encoding, buffers)
     return _compress_chunk_by_chunk(block, chunks, encoding)
 
 
 def _compress_in_one_call(
-    compress_ctx: int, block: np.ndarray, chunks: tuple[int, ...], encoding: BlockEncoding
+    compress_ctx: int,
+    block: np.ndarray,
+    chunks: tuple[int, ...],
+    encoding: BlockEncoding,
+    buffers: StoredBuffers | None,
 ) -> CompressedChunks:
     from ._ext import _chunk_writer
 
     origins, starts, lengths = chunk_byte_ranges(block.shape, chunks, block.itemsize)
     count = len(starts)
     chunk_bytes = int(np.prod(chunks)) * block.itemsize
-    # untouched pages of the worst case are never faulted in: memory is what is stored
-    stored = np.empty(count * (chunk_bytes + _chunk_writer.BLOSC_MAX_OVERHEAD), np.uint8)
+    # the worst case; pages of it never touched are never faulted in
+    worst = count * (chunk_bytes + _chunk_writer.BLOSC_MAX_OVERHEAD)
+    stored = np.empty(worst, np.uint8) if buffers is None else buffers.take(worst)
     offsets, sizes = np.empty(count, np.int64), np.empty(count, np.int64)
     masks, crcs = np.empty(count, np.uint8), np.empty(count, np.uint32)
     failed = _chunk_writer.compress_block(
@@ -252,12 +299,13 @@ def store_compressed(
     shape: tuple[int, ...],
     dtype: np.dtype,
     encoding: BlockEncoding,
-    stored: CompressedChunks,
+    parts: Sequence[CompressedChunks],
     block_start: Sequence[int] | None = None,
 ) -> None:
     """Write chunks from ``compress_chunks`` as a complete HDF5 block file (direct chunk
     writes: HDF5 stores the bytes as they are, one call at a time in the process, without
-    holding the GIL while it copies them: ``direct_chunk_write``)."""
+    holding the GIL while it copies them: ``direct_chunk_write``). ``parts``: the block's
+    chunks, in C order over its chunk grid, in one or more consecutive parts."""
     import h5py
     import hdf5plugin  # noqa: F401  (registers filter 32001 for the dataset creation)
 
@@ -270,8 +318,10 @@ def store_compressed(
             chunks=chunks,
             **encoding.compression.h5py_options,
         )
-        write_chunks(dataset, stored, path)
-        checksums.record(dataset, chunks, stored.crcs, block_start)
+        for part in parts:
+            write_chunks(dataset, part, path)
+        crcs = np.concatenate([part.crcs for part in parts]) if parts else np.empty(0, np.uint32)
+        checksums.record(dataset, chunks, crcs, block_start)
 
 
 def write_uncompressed_or_by_hdf5(
@@ -354,8 +404,9 @@ def write_contiguous(
 class PreparedBlock:
     """A block on its way to disk: compressed by a worker, written out by ``store``.
 
-    Blosc blocks keep their compressed chunks here (``stored``) so that the HDF5 writing, which
-    the library serializes anyway, runs on one thread of its own and compression workers never
+    Blosc blocks keep their compressed chunks here (``stored``: the whole block's, or those of
+    consecutive runs of frames compressed as they arrived) so that the HDF5 writing, which the
+    library serializes anyway, runs on one thread of its own and compression workers never
     wait for it; other encodings were already written to ``temporary`` by the worker.
     """
 
@@ -363,15 +414,19 @@ class PreparedBlock:
     shape: tuple[int, ...]
     dtype: np.dtype
     encoding: BlockEncoding
-    stored: CompressedChunks | None
+    stored: list[CompressedChunks] | None
     block_start: tuple[int, ...] | None = None
+    buffers: StoredBuffers | None = None  # where ``stored``'s memory goes back once written
 
     def store(self) -> Path:
         if self.stored is not None:
             store_compressed(
                 self.temporary, self.shape, self.dtype, self.encoding, self.stored, self.block_start
             )
-            self.stored = None
+            parts, self.stored = self.stored, None
+            if self.buffers is not None:  # HDF5 has copied the bytes: nothing reads them now
+                for part in parts:
+                    self.buffers.give(part.stored)
         return self.temporary
 
 
@@ -380,19 +435,33 @@ def prepare_block(
     block: np.ndarray,
     encoding: BlockEncoding,
     block_start: Sequence[int] | None = None,
+    buffers: StoredBuffers | None = None,
 ) -> PreparedBlock:
     """Compress ``block`` (blosc), or write it to ``temporary`` (other encodings).
 
     ``block_start``: where the block sits in the whole array, recorded in the file so that a
-    block file found in another's place is recognised (``checksums``).
+    block file found in another's place is recognised (``checksums``). ``buffers``: the
+    write's memory for compressed chunks, given back when the block is stored.
     """
     start = None if block_start is None else tuple(int(s) for s in block_start)
+    stored: list[CompressedChunks] | None
     if encoding.kind == "blosc" and block.size > TINY_BLOCK:
-        stored = compress_chunks(block, encoding)
+        stored = [compress_chunks(block, encoding, buffers)]
     else:
         write_uncompressed_or_by_hdf5(temporary, block, encoding, start)
         stored = None
-    return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored, start)
+    return PreparedBlock(temporary, block.shape, block.dtype, encoding, stored, start, buffers)
+
+
+def compressed_by_frames(encoding: BlockEncoding, frame_shape: Sequence[int]) -> bool:
+    """Whether runs of frames of a block can be compressed on their own as they arrive: the
+    block's chunks are then those of its runs of frames, one after the other (blosc, chunks
+    one frame deep) and any block of them is compressed (not a tiny block, kept raw)."""
+    return (
+        encoding.kind == "blosc"
+        and encoding.chunk_shape[0] == 1
+        and int(np.prod(frame_shape)) > TINY_BLOCK
+    )
 
 
 def block_encoding(

@@ -20,11 +20,13 @@ How a block travels:
 2. A worker splits the block into inner chunks and compresses each one as a Blosc1 buffer with
    numcodecs (c-blosc 1.x, which runs without the GIL, so workers compress in parallel); a
    chunk that blosc cannot shrink is kept raw with the filter-skipped bit set, like the HDF5
-   blosc filter does. The block buffer is then free for reuse. One store thread writes the
-   chunks with HDF5's direct chunk write into ``0003.h5.tmp`` (HDF5 serializes its calls, so
-   workers that wrote themselves would wait for each other). Memory: at most
-   ``max_pending_blocks`` blocks in flight, each as a buffer or as its compressed chunks, plus
-   the buffer being filled.
+   blosc filter does. Blosc chunks are one frame deep (the default), so the frames of a block
+   are compressed as they arrive, in runs of about ``RUN_BYTES``: a block of many frames is
+   not left to one worker once it is full, and closing waits only for the last run. The block
+   buffer is then free for reuse. One store thread writes the chunks with HDF5's direct chunk
+   write into ``0003.h5.tmp`` (HDF5 serializes its calls, so workers that wrote themselves
+   would wait for each other). Memory: at most ``max_pending_blocks`` blocks in flight, each
+   as a buffer or as its compressed chunks, plus the buffer being filled.
 3. One committer thread publishes the written blocks strictly in order, over the contiguous
    prefix of finished blocks, so that compression workers never wait for the disk: it fsyncs
    ``0003.h5.tmp``, replaces ``stack_metadata.json`` atomically with ``shape_full[0]``
@@ -51,6 +53,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +62,10 @@ import numpy as np
 from . import destination as destinations
 from .block_file import (
     BlockEncoding,
+    CompressedChunks,
     PreparedBlock,
+    StoredBuffers,
+    compressed_by_frames,
     default_chunk_shape,
     fsync_path,
     prepare_block,
@@ -67,6 +73,24 @@ from .block_file import (
 from .errors import BlockWriteError
 from .metadata import METADATA_SUFFIX, StackMetadata, write_json_metadata
 from .threads import effective_threads
+
+# Frames are handed to the compressing workers in runs of about this many bytes: a run is
+# worth a task (a few ms of compression), and a block of many frames is spread over them.
+RUN_BYTES = 4 << 20
+
+
+@dataclass(eq=False)
+class _BlockByFrames:
+    """A block whose runs of frames are compressed as they arrive; shared with the workers
+    under the writer's lock. The last run to finish, or the hand-over if it comes later,
+    sends the block on to be stored."""
+
+    index: int
+    buffer: np.ndarray
+    runs: dict[int, list[CompressedChunks]] = field(default_factory=dict)  # by first frame
+    running: int = 0  # runs handed to the workers, not finished
+    frames: int | None = None  # the frames it holds, once handed over whole
+    failed: bool = False
 
 
 class SplitDatasetWriter:
@@ -192,6 +216,7 @@ class SplitDatasetWriter:
         self._max_pending_seen = 0
         self._stopping = False
         self._free_buffers: list[np.ndarray] = []
+        self._stored = StoredBuffers()  # compressed chunks' memory, reused block after block
         self._finished: dict[int, int] = {}  # block index -> frames, written as .tmp, not committed
         self._next_commit = 0
         self._frames_committed = 0
@@ -202,6 +227,9 @@ class SplitDatasetWriter:
         # main-thread state
         self._buffer: np.ndarray | None = None
         self._fill = 0
+        self._by_frames = compressed_by_frames(self._encoding, self.frame_shape)
+        self._filling: _BlockByFrames | None = None  # the buffer's block, once a run is handed
+        self._handed = 0  # frames of the buffer handed to the workers
         self._next_block = 0
         self._frames_appended = 0
         self._closed = False
@@ -291,6 +319,26 @@ class SplitDatasetWriter:
             self._frames_appended += take
             if self._fill == self.frames_per_block:
                 self._submit_buffer()
+            elif self._by_frames and (self._fill - self._handed) * self._frame_bytes >= RUN_BYTES:
+                self._hand_run()
+
+    @property
+    def _frame_bytes(self) -> int:
+        return int(np.prod(self.frame_shape)) * self.dtype.itemsize
+
+    def _hand_run(self) -> None:
+        """Hand the frames appended since the last run to the workers to compress."""
+        assert self._buffer is not None
+        first, end = self._handed, self._fill
+        if end == first:
+            return
+        if self._filling is None:
+            self._filling = _BlockByFrames(self._next_block, self._buffer)
+        block = self._filling
+        with self._lock:
+            block.running += 1
+        self._handed = end
+        self._pool.submit(self._compress_run, block, first, end)
 
     def _new_buffer(self) -> np.ndarray:
         """A block buffer: one a worker has finished with, or a new one. At most
@@ -304,6 +352,11 @@ class SplitDatasetWriter:
     def _submit_buffer(self) -> None:
         """Hand the current buffer (its filled frames) to the workers; no reference stays here."""
         assert self._buffer is not None
+        by_frames = None
+        if self._by_frames:
+            self._hand_run()  # the frames not handed yet
+            by_frames, self._filling, self._handed = self._filling, None, 0
+        frames = self._fill
         block = self._buffer if self._fill == self.frames_per_block else self._buffer[: self._fill]
         self._buffer, self._fill = None, 0
         self._slots.acquire()  # back-pressure: wait while max_pending_blocks are in flight
@@ -317,6 +370,13 @@ class SplitDatasetWriter:
             self._raise_worker_error()
         index = self._next_block
         self._next_block += 1
+        if by_frames is not None:
+            with self._lock:
+                by_frames.frames = frames
+                complete = by_frames.running == 0
+            if complete:
+                self._finish_by_frames(by_frames)
+            return
         holder = [block]  # the worker empties it: no reference outlives the block's work
         del block
         try:
@@ -337,12 +397,14 @@ class SplitDatasetWriter:
         and queue it for the store thread."""
         block = holder.pop()
         frames = block.shape[0]
-        temporary = self.path / (self._block_name(index) + ".tmp")
+        temporary = self._temporary(index)
         prepared = None
         try:
             if self._publishable(index):  # else a block before it failed: it can never be
                 start = (index * self.frames_per_block,) + (0,) * len(self.frame_shape)
-                prepared = prepare_block(temporary, block, self._encoding, block_start=start)
+                prepared = prepare_block(
+                    temporary, block, self._encoding, block_start=start, buffers=self._stored
+                )
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, index)
         finally:
@@ -354,6 +416,57 @@ class SplitDatasetWriter:
             self._release_slot()
             return
         self._store.submit(self._store_block, index, frames, prepared)
+
+    def _compress_run(self, block: _BlockByFrames, first: int, end: int) -> None:
+        """Compress frames ``first:end`` of a block; the last run to finish of a block handed
+        over whole sends it on."""
+        chunks = None
+        temporary = self._temporary(block.index)
+        try:
+            if self._publishable(block.index):
+                # a run is a block's worth of work of its own: the same call (and a run of a
+                # compressed_by_frames block is always compressed, never written here)
+                run = block.buffer[first:end]
+                prepared = prepare_block(temporary, run, self._encoding, buffers=self._stored)
+                chunks = [part.starting_at(first) for part in prepared.stored or ()]
+        except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
+            self._fail(error, temporary, block.index)
+        with self._lock:
+            if chunks is None:
+                block.failed = True
+            else:
+                block.runs[first] = chunks
+            block.running -= 1
+            complete = block.frames is not None and block.running == 0
+        if complete:
+            self._finish_by_frames(block)
+
+    def _finish_by_frames(self, block: _BlockByFrames) -> None:
+        """Every run of a block handed over is compressed: free its buffer, queue it for the
+        store thread (or give its slot back if it cannot be published)."""
+        frames = block.frames
+        assert frames is not None
+        with self._lock:
+            if frames == self.frames_per_block and not self._closed:
+                self._free_buffers.append(block.buffer)
+        runs = [part for first in sorted(block.runs) for part in block.runs[first]]
+        block.runs.clear()
+        if block.failed or not self._publishable(block.index):
+            self._release_slot()
+            return
+        prepared = PreparedBlock(
+            self._temporary(block.index),
+            (frames,) + self.frame_shape,
+            self.dtype,
+            self._encoding,
+            runs,
+            (block.index * self.frames_per_block,) + (0,) * len(self.frame_shape),
+            self._stored,
+        )
+        self._store.submit(self._store_block, block.index, frames, prepared)
+
+    def _temporary(self, index: int) -> Path:
+        return self.path / (self._block_name(index) + ".tmp")
 
     def _store_block(self, index: int, frames: int, prepared: PreparedBlock) -> None:
         """Write a compressed block's ``NNNN.h5.tmp``, then leave it to the committer."""
@@ -490,7 +603,7 @@ class SplitDatasetWriter:
         try:
             if self._buffer is not None and self._fill and self._error is None:
                 self._submit_buffer()  # the partial last block, stored truncated
-            self._buffer = None
+            self._buffer, self._filling = None, None
         finally:
             self._pool.shutdown(wait=True)  # every block is compressed (or failed)...
             self._store.shutdown(wait=True)  # ...written (or failed)...
@@ -511,7 +624,7 @@ class SplitDatasetWriter:
         """After a failure, blocks after the failed one can never be committed: remove them."""
         for index in range(self._next_commit, self._next_block):
             with contextlib.suppress(OSError):
-                (self.path / (self._block_name(index) + ".tmp")).unlink()
+                self._temporary(index).unlink()
 
     def __enter__(self) -> SplitDatasetWriter:
         return self

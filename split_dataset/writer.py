@@ -27,6 +27,7 @@ import numpy as np
 from . import destination as destinations
 from .block_file import (
     PreparedBlock,
+    StoredBuffers,
     block_encoding,
     parse_compression,
     prepare_block,
@@ -343,6 +344,7 @@ def _write_blocks(
 
         blocks = tqdm(blocks, desc="writing blocks", unit="file")
     n_threads = effective_threads(threads)
+    stored_buffers = StoredBuffers()
     compressing: deque[Future] = deque()
     storing: deque[Future] = deque()
     published: list[Future] = []
@@ -358,11 +360,10 @@ def _write_blocks(
                 block, key, target.compression, compression_level, chunk_shape
             )
             try:
-                return (
-                    n,
-                    path,
-                    prepare_block(temporary_name(path), block, encoding, target.block_start(n)),
+                prepared = prepare_block(
+                    temporary_name(path), block, encoding, target.block_start(n), stored_buffers
                 )
+                return (n, path, prepared)
             except OSError as error:
                 raise BlockWriteError.for_block(error, temporary_name(path), n) from error
 

@@ -194,6 +194,95 @@ def test_append_copies_the_callers_frames(tmp_path):
     np.testing.assert_array_equal(SplitDataset(tmp_path / "ds")[:, 0, 0], np.arange(10))
 
 
+def _stored_chunks(path: Path) -> dict:
+    """Every chunk of a block file as HDF5 stores it: offset -> (filter mask, bytes)."""
+    with h5py.File(path, "r") as handle:
+        dataset = next(iter(handle.values()))
+        chunks = {}
+        for index in range(dataset.id.get_num_chunks()):
+            offset = dataset.id.get_chunk_info(index).chunk_offset
+            chunks[offset] = dataset.id.read_direct_chunk(offset)
+        return chunks, dict(dataset.attrs)
+
+
+@pytest.mark.parametrize("compression", ["blosc", "blosc:lz4"])
+def test_runs_of_frames_make_the_files_one_block_makes(tmp_path, monkeypatch, compression):
+    # every append a run of its own: a block is compressed in several parts, as they arrive
+    monkeypatch.setattr(streaming, "RUN_BYTES", 1)
+    rng = np.random.default_rng(3)
+    data = (np.arange(13 * 3 * 40 * 48).reshape(13, 3, 40, 48) % 251).astype(np.uint16)
+    data[4] = rng.integers(0, 65535, data.shape[1:])  # a frame blosc cannot shrink: kept raw
+    with SplitDatasetWriter(tmp_path / "runs", data.shape[1:], data.dtype, 5,
+                            compression=compression) as writer:
+        for frame in data[:7]:  # one frame at a time, then the rest in one stack
+            writer.append(frame)
+        writer.append(data[7:])
+    save_to_split_dataset(data, tmp_path / "whole", block_size=(5, 3, 40, 48),
+                          compression=compression)
+    names = block_names(tmp_path / "runs")
+    assert names == block_names(tmp_path / "whole") == ["0000.h5", "0001.h5", "0002.h5"]
+    for name in names:
+        runs, runs_attrs = _stored_chunks(tmp_path / "runs" / name)
+        whole, whole_attrs = _stored_chunks(tmp_path / "whole" / name)
+        assert runs.keys() == whole.keys() and len(runs) == (5 if name != "0002.h5" else 3) * 3
+        for offset in runs:  # same filter mask and the very same stored bytes
+            assert runs[offset][0] == whole[offset][0]
+            assert bytes(runs[offset][1]) == bytes(whole[offset][1]), (name, offset)
+        for key in whole_attrs:  # the checksums and the block's place, as a block makes them
+            np.testing.assert_array_equal(runs_attrs[key], whole_attrs[key])
+    assert any(mask for mask, _ in _stored_chunks(tmp_path / "runs" / "0000.h5")[0].values())
+    np.testing.assert_array_equal(SplitDataset(tmp_path / "runs")[...], data)
+
+
+def test_frames_are_compressed_as_they_arrive(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "RUN_BYTES", 1)
+    real_prepare = streaming.prepare_block
+    compressed = []
+
+    def counting(path, block, encoding, **options):
+        compressed.append((path.name, block.shape[0]))
+        return real_prepare(path, block, encoding, **options)
+
+    monkeypatch.setattr(streaming, "prepare_block", counting)
+    data = np.arange(6 * 30 * 30, dtype=np.uint16).reshape(6, 30, 30)
+    with SplitDatasetWriter(tmp_path / "ds", (30, 30), np.uint16, 4, threads=1) as writer:
+        for frame in data[:3]:
+            writer.append(frame)
+        deadline = time.monotonic() + 10
+        while len(compressed) < 3:  # the block is not full, its frames are compressed already
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert writer.blocks_written == 0 and not (tmp_path / "ds" / "0000.h5").exists()
+        writer.append(data[3:])
+    assert compressed == [("0000.h5.tmp", 1)] * 4 + [("0001.h5.tmp", 2)]
+    np.testing.assert_array_equal(SplitDataset(tmp_path / "ds")[...], data)
+
+
+def test_a_failed_run_leaves_its_block_unpublished(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "RUN_BYTES", 1)
+    real_prepare = streaming.prepare_block
+    calls = Counter()
+
+    def second_run_of_block_1_fails(path, block, encoding, **options):
+        calls[path.name] += 1
+        if path.name == "0001.h5.tmp" and calls[path.name] == 2:
+            raise OSError(28, "No space left on device")
+        return real_prepare(path, block, encoding, **options)
+
+    monkeypatch.setattr(streaming, "prepare_block", second_run_of_block_1_fails)
+    data = np.arange(12 * 30 * 30, dtype=np.uint16).reshape(12, 30, 30)
+    writer = SplitDatasetWriter(tmp_path / "ds", (30, 30), np.uint16, 4, threads=2)
+    with pytest.raises(BlockWriteError, match=r"0001\.h5\.tmp.*No space left"):
+        for frame in data:
+            writer.append(frame)
+        writer.close()
+    writer.close()
+    assert writer.pending_blocks == 0  # every slot came back
+    assert block_names(tmp_path / "ds") == ["0000.h5"]
+    assert not list((tmp_path / "ds").glob("*.tmp"))
+    np.testing.assert_array_equal(SplitDataset(tmp_path / "ds")[...], data[:4])
+
+
 def test_back_pressure_bounds_the_blocks_in_flight(tmp_path, monkeypatch):
     real_write = streaming.prepare_block
     lock, active, peak = threading.Lock(), [0], [0]

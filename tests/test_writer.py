@@ -209,3 +209,44 @@ def test_stored_chunks_are_numcodecs_blosc_of_the_zero_padded_chunks(
         else:
             assert chunk.data == codec.encode(expected)
         assert chunk.crc == zlib.crc32(chunk.data)
+
+
+def test_stored_buffers_lend_a_buffer_only_once_given_back():
+    from split_dataset.block_file import StoredBuffers
+
+    buffers = StoredBuffers()
+    first, second = buffers.take(1000), buffers.take(1000)
+    assert first is not second and first.nbytes >= 1000
+    buffers.give(first)
+    assert buffers.take(600) is first  # large enough: lent again
+    assert buffers.take(600) is not second  # still lent: never handed out twice
+    buffers.give(second)
+    bigger = buffers.take(5000)
+    assert bigger is not second and bigger.nbytes >= 5000
+
+
+def test_saves_reuse_the_compressed_chunks_memory_without_mixing_blocks(tmp_path, monkeypatch):
+    from split_dataset import block_file
+
+    taken, given = [], []
+    real_take, real_give = block_file.StoredBuffers.take, block_file.StoredBuffers.give
+
+    def take(self, nbytes):
+        buffer = real_take(self, nbytes)
+        taken.append(id(buffer))
+        return buffer
+
+    def give(self, buffer):
+        given.append(id(buffer))
+        real_give(self, buffer)
+
+    monkeypatch.setattr(block_file.StoredBuffers, "take", take)
+    monkeypatch.setattr(block_file.StoredBuffers, "give", give)
+    rng = np.random.default_rng(5)
+    # blocks that compress to very different sizes, so that a buffer reused too early shows
+    data = (np.arange(24 * 64 * 64).reshape(24, 64, 64) % 7).astype(np.uint16)
+    data[1::3] = rng.integers(0, 65535, (8, 64, 64))
+    save_to_split_dataset(data, tmp_path / "ds", block_size=(2, 64, 64), threads=2)
+    assert len(taken) == 12 and sorted(given) == sorted(taken)  # every block's came back
+    assert len(set(taken)) < len(taken)  # and was lent again
+    np.testing.assert_array_equal(SplitDataset(tmp_path / "ds")[...], data)
