@@ -358,3 +358,25 @@ def test_the_h5py_reader_refuses_grids_split_beyond_time():
         H5pyReader(FIXTURES / "sd_zlib_3d_grid")
     with pytest.raises(NotImplementedError):
         FilesAlongTime.of(SplitDataset(FIXTURES / "sd_raw_4d"))
+
+
+def test_compute_scaling_runs_the_same_rounds_on_one_thread_then_on_two_at_once(monkeypatch):
+    import threading
+
+    from split_dataset.tools import ceiling
+
+    calls = []
+    real = ceiling._hash_rounds
+
+    def recording(buffer, rounds):
+        calls.append((threading.get_ident(), rounds, len(buffer)))
+        real(buffer, rounds)
+
+    monkeypatch.setattr(ceiling, "_hash_rounds", recording)
+    result = ceiling.compute_scaling(reps=2, rounds=3)
+    assert len(calls) == 2 * (1 + 2)  # per repetition: one thread's rounds, then two threads'
+    assert {(rounds, size) for _, rounds, size in calls} == {(3, 256 * 1024)}
+    for rep in range(2):
+        two_threads = {ident for ident, _, _ in calls[3 * rep + 1 : 3 * rep + 3]}
+        assert len(two_threads) == 2  # the pair ran on two threads
+    assert result["speedup"] == pytest.approx(2 * result["one_s"] / result["two_s"])

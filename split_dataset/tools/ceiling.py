@@ -18,6 +18,7 @@ reach: ``min(n x single-thread decode rate, pread rate)``.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import itertools
 import os
 import time
@@ -391,6 +392,28 @@ def memcpy_rate(nbytes: int = 256 << 20, reps: int = 7) -> dict:
         median=float(np.median(times)),
         min=float(min(times)),
         gbps=nbytes / float(np.median(times)) / 1e9,
+    )
+
+
+def _hash_rounds(buffer: bytes, rounds: int) -> None:
+    for _ in range(rounds):
+        hashlib.sha256(buffer).digest()  # hashlib lets go of the GIL for buffers this large
+
+
+def compute_scaling(reps: int = 7, rounds: int = 400) -> dict:
+    """How much faster two threads do pure compute than one: SHA-256 rounds over a 256 KiB
+    buffer (it stays in each core's cache, so memory is not what limits), the same rounds on
+    1 thread and on each of 2 at once. About 2x means two real cores; decoding that scales
+    less is held back by what the cores share (memory), not by the reader."""
+    buffer = bytes(range(256)) * 1024
+    one, two = [], []
+    for _ in range(reps):
+        one.append(_run_split(lambda part: _hash_rounds(buffer, rounds), [0], 1))
+        two.append(_run_split(lambda part: _hash_rounds(buffer, rounds), [0, 1], 2))
+    return dict(
+        one_s=float(np.median(one)),
+        two_s=float(np.median(two)),
+        speedup=2 * float(np.median(one)) / float(np.median(two)),
     )
 
 
