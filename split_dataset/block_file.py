@@ -203,6 +203,11 @@ class StoredBuffers:
         with self._lock:
             self._idle[id(buffer)] = buffer
 
+    def clear(self) -> None:
+        """Let go of the idle buffers (the write is over)."""
+        with self._lock:
+            self._idle.clear()
+
 
 def compress_chunks(
     block: np.ndarray, encoding: BlockEncoding, buffers: StoredBuffers | None = None

@@ -94,7 +94,7 @@ class _BlockByFrames:
 
 
 class SplitDatasetWriter:
-    """Write a split dataset frame by frame, compressing full blocks on background threads.
+    """Write a split dataset frame by frame, compressing blocks on background threads.
 
     ``path``: the dataset folder (created). ``frame_shape``, ``dtype``: of one frame; frames are
     stacked along a new first axis, blocks hold ``frames_per_block`` frames. ``compression``:
@@ -424,11 +424,13 @@ class SplitDatasetWriter:
         temporary = self._temporary(block.index)
         try:
             if self._publishable(block.index):
-                # a run is a block's worth of work of its own: the same call (and a run of a
-                # compressed_by_frames block is always compressed, never written here)
+                # a run is compressed as a block of its own would be (compressed_by_frames:
+                # always compressed, never written to the block's file by this call)
                 run = block.buffer[first:end]
                 prepared = prepare_block(temporary, run, self._encoding, buffers=self._stored)
-                chunks = [part.starting_at(first) for part in prepared.stored or ()]
+                if prepared.stored is None:  # a run not compressed: its frames would be lost
+                    raise RuntimeError(f"frames {first}:{end} of the block were not compressed")
+                chunks = [part.starting_at(first) for part in prepared.stored]
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, block.index)
         with self._lock:
@@ -612,6 +614,7 @@ class SplitDatasetWriter:
                 self._changed.notify()
             self._committer.join()  # ...and published (or dropped)
             self._free_buffers.clear()
+            self._stored.clear()
             try:
                 if self._error is not None:
                     self._remove_uncommitted()
