@@ -372,7 +372,8 @@ def render(report: dict) -> str:
         speedups = []
         for run in report["hot"]:
             ceil = run["workloads"].get("full", {}).get("ceiling", {})
-            if ceil.get("decode1_rate") and ceil.get("decode2_rate"):
+            one, two = ceil.get("decode1_rate"), ceil.get("decode2_rate")
+            if one and two and np.isfinite(one) and np.isfinite(two):  # raw: nothing to decode
                 speedups.append(f"{run['variant']} tpf={run['tpf']} "
                                 f"{ceil['decode2_rate'] / ceil['decode1_rate']:.2f}×")
         scaling = report.get("compute_scaling")
@@ -380,10 +381,10 @@ def render(report: dict) -> str:
             return
         add(f"How far 2 threads go on this machine: pure compute {scaling['speedup']:.2f}× the "
             f"1-thread rate; decoding the chunks of the full read (this run's ceiling, decode "
-            f"only, no reader): {', '.join(speedups)}. Decoding streams its input and output "
-            "through memory the two cores share, so 2 × the 1-core rate, which *% ceiling* "
-            "assumes, is out of the machine's reach by that much; *% of measured 2-core* "
-            "measures against what 2 decoding threads reached.")
+            f"only, no reader): {', '.join(speedups)}. Unlike the compute loop, decoding reads and "
+            "writes memory through the cache the two cores share; 2 × the 1-core rate, which "
+            "*% ceiling* assumes, is out of the machine's reach by that much, and *% of measured "
+            "2-core* measures against what 2 decoding threads reached.")
         add("")
 
     def summary_table(runs, title):
