@@ -380,3 +380,22 @@ def test_compute_scaling_runs_the_same_rounds_on_one_thread_then_on_two_at_once(
         two_threads = {ident for ident, _, _ in calls[3 * rep + 1 : 3 * rep + 3]}
         assert len(two_threads) == 2  # the pair ran on two threads
     assert result["speedup"] == pytest.approx(2 * result["one_s"] / result["two_s"])
+
+
+def test_pread_in_place_puts_every_range_at_its_own_place(tmp_path):
+    data = np.arange(4 * 6 * 32 * 32, dtype=np.uint16).reshape(4, 6, 32, 32)
+    write_split_dataset(tmp_path / "ds", data, (2, 6, 32, 32), compression="contiguous")
+    ds = SplitDataset(tmp_path / "ds")
+    chunks = ceiling.touched_chunks(ds, (slice(None), slice(1, 5)))
+    ranges = ceiling.PreadRanges(chunks)
+    try:
+        assert ranges.read_in_place(2) > 0
+        expected = b"".join(
+            Path(chunks.paths[slot]).read_bytes()[offset : offset + size]
+            for slot, offset, size, _ in chunks.entries
+        )
+        assert ranges.output is not None and ranges.output.tobytes() == expected
+        rates = ceiling.measure_ceiling(chunks, reps=1, threads=(1,), in_place=True)
+        assert rates["pread1_in_place_decoded_rate"] > 0
+    finally:
+        ranges.close()

@@ -300,6 +300,8 @@ class PreadRanges:
         self.fds = [os.open(p, os.O_RDONLY) for p in chunks.paths]
         self.items = [(self.fds[slot], offset, size) for slot, offset, size, _ in chunks.entries]
         self.max_size = max((i[2] for i in self.items), default=1)
+        self.output: np.ndarray | None = None  # filled by read_in_place, ranges in order
+        self._placed: list = []
 
     def _part(self, part: list) -> None:
         view = memoryview(bytearray(self.max_size))
@@ -310,9 +312,30 @@ class PreadRanges:
     def read(self, threads: int) -> float:
         return _run_split(self._part, self.items, threads)
 
+    def read_in_place(self, threads: int) -> float:
+        """pread every range to a place of its own in one output of their total size, its
+        pages touched beforehand: what a reader filling a large output must also do, write
+        it to memory (``read``'s buffer stays in the core's cache)."""
+        if self.output is None:
+            self.output = np.ones(max(sum(i[2] for i in self.items), 1), dtype=np.uint8)
+            starts = np.cumsum([0] + [i[2] for i in self.items[:-1]]).tolist()
+            self._placed = [
+                (fd, offset, self.output[start : start + size].data)
+                for (fd, offset, size), start in zip(self.items, starts)
+            ]
+        return _run_split(self._place_part, self._placed, threads)
+
+    @staticmethod
+    def _place_part(part: list) -> None:
+        preadv = os.preadv
+        for fd, offset, target in part:
+            preadv(fd, [target], offset)
+
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
+        self.output = None
+        self._placed = []
 
 
 class FrameFloor:
@@ -498,8 +521,12 @@ def _pread_rates(chunks: ChunkSet, times: list[float], threads: int) -> dict:
     }
 
 
-def measure_ceiling(chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES)) -> dict:
-    """Decode-only and page-cache pread rates (bytes/s of decoded data, and of stored data).
+def measure_ceiling(
+    chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES), in_place: bool = False
+) -> dict:
+    """Decode-only and page-cache pread rates (bytes/s of decoded data, and of stored data);
+    ``in_place``: also the pread rate into an output of the chunks' total size
+    (``pread{n}_in_place_decoded_rate``, ``PreadRanges.read_in_place``).
 
     Where the chunks cannot be decoded natively (filters the package leaves to h5py, or no
     c-blosc2 library) ``unavailable`` says why, and ``ceiling_rate`` is NaN."""
@@ -527,6 +554,10 @@ def measure_ceiling(chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1
         for n in sorted(set(threads)):
             ranges.read(n)
             out.update(_pread_rates(chunks, [ranges.read(n) for _ in range(reps)], n))
+            if in_place:
+                ranges.read_in_place(n)
+                median = float(np.median([ranges.read_in_place(n) for _ in range(reps)]))
+                out[f"pread{n}_in_place_decoded_rate"] = chunks.decoded / median
     finally:
         ranges.close()
     return out
