@@ -176,15 +176,6 @@ def _play_frame(reader, index: tuple, array: np.ndarray, entry: dict, flat: bool
         entry["correct"] &= bool(np.array_equal(frame, expected.reshape(-1) if flat else expected))
 
 
-def in_place_pread(ds, workload, reps: int) -> dict:
-    """The pread rate of the workload's chunks into an output of their total size, on all
-    cores (``measure_ceiling``'s ``in_place``): the ceiling's pread into a small buffer never
-    writes the data to memory, which a read filling its output must."""
-    rates = ceiling.measure_ceiling(measure.chunk_set(ds, workload), reps=reps,
-                                    threads=(ceiling.N_CORES,), in_place=True)
-    return {k: v for k, v in rates.items() if "in_place" in k}
-
-
 def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args, v04: str | None,
                     ts_python: str | None, tmp: Path, cold: bool) -> dict:
     variant, tpf = key
@@ -213,8 +204,9 @@ def measure_variant(key, folder: Path, array: np.ndarray, workloads: dict, args,
         if name == "full" and not cold:
             for k, r in active.items():
                 results[k]["peak_bytes"] = peak_memory(r, w.selections[0])
-            if variant == "raw":
-                entry["ceiling"].update(in_place_pread(ds, w, args.reps))
+            if variant == "raw":  # the ceiling's pread into a small buffer writes no memory
+                entry["ceiling"].update(ceiling.measure_in_place_pread(
+                    measure.chunk_set(ds, w), reps=args.reps, threads=(ceiling.N_CORES,)))
         out["workloads"][name] = entry
         summary = ", ".join(f"{k} {r.get('median', float('nan')) * 1e3:.2f} ms"
                             for k, r in results.items() if r.get("times"))
@@ -385,8 +377,7 @@ def render(report: dict) -> str:
             ceil = run["workloads"].get("full", {}).get("ceiling", {})
             one, two = ceil.get("decode1_rate"), ceil.get("decode2_rate")
             if one and two and np.isfinite(one) and np.isfinite(two):  # raw: nothing to decode
-                speedups.append(f"{run['variant']} tpf={run['tpf']} "
-                                f"{ceil['decode2_rate'] / ceil['decode1_rate']:.2f}×")
+                speedups.append(f"{run['variant']} tpf={run['tpf']} {two / one:.2f}×")
         scaling = report.get("compute_scaling")
         if not speedups or not scaling:
             return

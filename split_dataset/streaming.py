@@ -228,6 +228,7 @@ class SplitDatasetWriter:
         self._buffer: np.ndarray | None = None
         self._fill = 0
         self._by_frames = compressed_by_frames(self._encoding, self.frame_shape)
+        self._frame_bytes = int(np.prod(self.frame_shape)) * self.dtype.itemsize
         self._filling: _BlockByFrames | None = None  # the buffer's block, once a run is handed
         self._handed = 0  # frames of the buffer handed to the workers
         self._next_block = 0
@@ -322,10 +323,6 @@ class SplitDatasetWriter:
             elif self._by_frames and (self._fill - self._handed) * self._frame_bytes >= RUN_BYTES:
                 self._hand_run()
 
-    @property
-    def _frame_bytes(self) -> int:
-        return int(np.prod(self.frame_shape)) * self.dtype.itemsize
-
     def _hand_run(self) -> None:
         """Hand the frames appended since the last run to the workers to compress."""
         assert self._buffer is not None
@@ -401,16 +398,17 @@ class SplitDatasetWriter:
         prepared = None
         try:
             if self._publishable(index):  # else a block before it failed: it can never be
-                start = (index * self.frames_per_block,) + (0,) * len(self.frame_shape)
                 prepared = prepare_block(
-                    temporary, block, self._encoding, block_start=start, buffers=self._stored
+                    temporary,
+                    block,
+                    self._encoding,
+                    block_start=self._block_start(index),
+                    buffers=self._stored,
                 )
         except BaseException as error:  # noqa: BLE001 - reported in the caller's thread
             self._fail(error, temporary, index)
         finally:
-            with self._lock:
-                if block.shape[0] == self.frames_per_block and not self._closed:
-                    self._free_buffers.append(block)  # reused for a later block
+            self._keep_buffer(block, frames)
             del block
         if prepared is None:
             self._release_slot()
@@ -448,9 +446,7 @@ class SplitDatasetWriter:
         store thread (or give its slot back if it cannot be published)."""
         frames = block.frames
         assert frames is not None
-        with self._lock:
-            if frames == self.frames_per_block and not self._closed:
-                self._free_buffers.append(block.buffer)
+        self._keep_buffer(block.buffer, frames)
         runs = [part for first in sorted(block.runs) for part in block.runs[first]]
         block.runs.clear()
         if block.failed or not self._publishable(block.index):
@@ -462,13 +458,23 @@ class SplitDatasetWriter:
             self.dtype,
             self._encoding,
             runs,
-            (block.index * self.frames_per_block,) + (0,) * len(self.frame_shape),
+            self._block_start(block.index),
             self._stored,
         )
         self._store.submit(self._store_block, block.index, frames, prepared)
 
     def _temporary(self, index: int) -> Path:
         return self.path / (self._block_name(index) + ".tmp")
+
+    def _block_start(self, index: int) -> tuple[int, ...]:
+        return (index * self.frames_per_block,) + (0,) * len(self.frame_shape)
+
+    def _keep_buffer(self, buffer: np.ndarray, frames: int) -> None:
+        """A block's buffer, compressed or written: reused for a later block if the block was
+        whole (the partial last one comes at close) and the writer goes on."""
+        with self._lock:
+            if frames == self.frames_per_block and not self._closed:
+                self._free_buffers.append(buffer)
 
     def _store_block(self, index: int, frames: int, prepared: PreparedBlock) -> None:
         """Write a compressed block's ``NNNN.h5.tmp``, then leave it to the committer."""

@@ -39,7 +39,6 @@ cdef extern from *:
     #include <errno.h>
     #include <fcntl.h>
     #include <pthread.h>
-    #include <signal.h>
     #include <sys/uio.h>
     #include <time.h>
     #include <stdint.h>
@@ -232,21 +231,6 @@ cdef extern from *:
     }
     static void sd_reader_after_fork_child(void) { sd_foreground_reads = 0; }
 
-    /* The read-ahead thread of a cold read (ReadContext._advise_ahead): joinable, with every
-       signal blocked but those of a fault in the thread itself, as the pool's workers. */
-    typedef void *(*sd_thread_fn)(void *);
-    static int sd_start_thread(pthread_t *thread, sd_thread_fn fn, void *arg) {
-        sigset_t all, previous;
-        sigfillset(&all);
-        sigdelset(&all, SIGBUS);
-        sigdelset(&all, SIGSEGV);
-        sigdelset(&all, SIGFPE);
-        sigdelset(&all, SIGILL);
-        pthread_sigmask(SIG_SETMASK, &all, &previous);
-        int failed = pthread_create(thread, NULL, fn, arg);
-        pthread_sigmask(SIG_SETMASK, &previous, NULL);
-        return failed;
-    }
     static void sd_sleep_ns(int64_t ns) {
         struct timespec pause = {ns / 1000000000, ns % 1000000000};
         nanosleep(&pause, NULL);
@@ -379,9 +363,7 @@ cdef extern from *:
     int sd_foreground_count() nogil
     void sd_yield_to_foreground() nogil
     void sd_reader_register_fork_handler() nogil
-    ctypedef void* (*sd_thread_fn)(void*) noexcept nogil
     ctypedef unsigned long pthread_t
-    int sd_start_thread(pthread_t* thread, sd_thread_fn fn, void* arg) nogil
     int pthread_join(pthread_t thread, void** result) nogil
     void sd_sleep_ns(int64_t ns) nogil
     ctypedef int (*sd_guarded_fn)(void*) noexcept nogil
@@ -397,6 +379,8 @@ cdef extern from *:
 
 cdef extern from "worker_pool.h" nogil:
     ctypedef void (*sd_job_fn)(void*) noexcept nogil
+    ctypedef void* (*sd_thread_fn)(void*) noexcept nogil
+    int sd_start_thread(pthread_t* thread, sd_thread_fn fn, void* arg)
     int sd_pool_run(sd_job_fn fn, void* arg, int helpers, int awake_only)
     int sd_pool_size()
     void sd_pool_wake(int helpers, int64_t spin_ns)

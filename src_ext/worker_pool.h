@@ -127,6 +127,30 @@ static void sd_pool_after_fork_child(void) {
     sd_pool_sleeping = 0;
 }
 
+/* Block every signal in the calling thread, so that threads it starts inherit the mask and
+   signals go to the interpreter's threads, but the signals of a fault in the thread itself:
+   blocked, they kill the process without a handler (the reader's SIGBUS guard for truncated
+   mappings, faulthandler). `previous` gets the mask to put back. */
+static void sd_block_signals_for_new_threads(sigset_t *previous) {
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &all, previous);
+}
+
+/* A joinable thread running fn(arg), with the workers' signal mask; 0 if it started. */
+typedef void *(*sd_thread_fn)(void *);
+static int sd_start_thread(pthread_t *thread, sd_thread_fn fn, void *arg) {
+    sigset_t previous;
+    sd_block_signals_for_new_threads(&previous);
+    int failed = pthread_create(thread, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return failed;
+}
+
 /* Start workers until there are `wanted` (mutex held). Returns how many exist. */
 static int sd_pool_grow(int wanted) {
     if (!sd_pool_fork_handlers) {
@@ -135,15 +159,8 @@ static int sd_pool_grow(int wanted) {
     }
     if (wanted > SD_POOL_MAX_THREADS) wanted = SD_POOL_MAX_THREADS;
     if (sd_pool_threads >= wanted) return sd_pool_threads;
-    sigset_t all, previous;
-    sigfillset(&all);
-    /* ...but the signals of a fault in the thread itself: blocked, they kill the process
-       without a handler (the reader's SIGBUS guard for truncated mappings, faulthandler) */
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);  /* inherited by the new threads */
+    sigset_t previous;
+    sd_block_signals_for_new_threads(&previous);
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
     pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);

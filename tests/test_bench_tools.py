@@ -395,7 +395,7 @@ def test_pread_in_place_puts_every_range_at_its_own_place(tmp_path):
             for slot, offset, size, _ in chunks.entries
         )
         assert ranges.output is not None and ranges.output.tobytes() == expected
-        rates = ceiling.measure_ceiling(chunks, reps=1, threads=(1,), in_place=True)
+        rates = ceiling.measure_in_place_pread(chunks, reps=1, threads=(1,))
         assert rates["pread1_in_place_decoded_rate"] > 0
     finally:
         ranges.close()

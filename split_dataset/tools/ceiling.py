@@ -521,12 +521,8 @@ def _pread_rates(chunks: ChunkSet, times: list[float], threads: int) -> dict:
     }
 
 
-def measure_ceiling(
-    chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES), in_place: bool = False
-) -> dict:
-    """Decode-only and page-cache pread rates (bytes/s of decoded data, and of stored data);
-    ``in_place``: also the pread rate into an output of the chunks' total size
-    (``pread{n}_in_place_decoded_rate``, ``PreadRanges.read_in_place``).
+def measure_ceiling(chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES)) -> dict:
+    """Decode-only and page-cache pread rates (bytes/s of decoded data, and of stored data).
 
     Where the chunks cannot be decoded natively (filters the package leaves to h5py, or no
     c-blosc2 library) ``unavailable`` says why, and ``ceiling_rate`` is NaN."""
@@ -554,10 +550,23 @@ def measure_ceiling(
         for n in sorted(set(threads)):
             ranges.read(n)
             out.update(_pread_rates(chunks, [ranges.read(n) for _ in range(reps)], n))
-            if in_place:
-                ranges.read_in_place(n)
-                median = float(np.median([ranges.read_in_place(n) for _ in range(reps)]))
-                out[f"pread{n}_in_place_decoded_rate"] = chunks.decoded / median
+    finally:
+        ranges.close()
+    return out
+
+
+def measure_in_place_pread(
+    chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES)
+) -> dict:
+    """The page-cache pread rate into an output of the chunks' total size
+    (``PreadRanges.read_in_place``), decoded bytes/s: ``pread{n}_in_place_decoded_rate``."""
+    out: dict = {}
+    ranges = PreadRanges(chunks)
+    try:
+        for n in sorted(set(threads)):
+            ranges.read_in_place(n)  # warm-up: the output's pages
+            median = float(np.median([ranges.read_in_place(n) for _ in range(reps)]))
+            out[f"pread{n}_in_place_decoded_rate"] = chunks.decoded / median
     finally:
         ranges.close()
     return out
