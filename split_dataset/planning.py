@@ -77,6 +77,11 @@ class ReadPlan:
     def n_tasks(self) -> int:
         return int(self.task_file.shape[0])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the plan's tables."""
+        return sum(t.nbytes for t in vars(self).values() if isinstance(t, np.ndarray))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReadPlan):
             return NotImplemented

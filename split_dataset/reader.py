@@ -46,8 +46,13 @@ READ_AHEAD_THREAD = True
 # copied). Large plans amortize it, and are not kept alive by a file's templates.
 READ_TEMPLATES_PER_FILE = 32
 TEMPLATE_MAX_TASKS = 64
-# Plans of selections inside one block kept per dataset (see BlockGrid.plan_in_block).
-PLANS_IN_BLOCK_KEPT = 256
+# Plans of selections inside one block kept per dataset (see BlockGrid.plan_in_block), at most
+# PLANS_IN_BLOCK_KEPT keys (a plane's plan is kept under two spellings) whose tables take at
+# most PLANS_IN_BLOCK_BYTES (a 512 x 512 plane's: 16 KB). Enough for every plane of a block of
+# 10 time points x 100 z; with 256 keys, random planes of a 10 x 20 block were planned again
+# on most reads (34 us of a 200 us plane).
+PLANS_IN_BLOCK_KEPT = 2048
+PLANS_IN_BLOCK_BYTES = 32 << 20
 
 
 class BlockPaths(Sequence[Path]):
@@ -100,6 +105,7 @@ class BlockGrid:
         # in files of the same chunk shape. Planned once, not every frame (a plain read spent
         # a quarter of its Python time planning).
         self._plans_in_block: dict[tuple, ReadPlan] = {}
+        self._plans_in_block_bytes = 0
 
     def plan_in_block(
         self, local: tuple[Term, ...] | tuple[int, ...], chunk_shape: tuple[int, ...]
@@ -118,8 +124,13 @@ class BlockGrid:
                 plan = self.plan_in_block(terms, chunk_shape)  # one plan for both spellings
             else:
                 plan = plan_in_block(cast(tuple[Term, ...], local), chunk_shape)
-            if len(self._plans_in_block) >= PLANS_IN_BLOCK_KEPT:
+                self._plans_in_block_bytes += plan.nbytes
+            if (
+                len(self._plans_in_block) >= PLANS_IN_BLOCK_KEPT
+                or self._plans_in_block_bytes > PLANS_IN_BLOCK_BYTES
+            ):
                 self._plans_in_block.clear()
+                self._plans_in_block_bytes = plan.nbytes
             self._plans_in_block[key] = plan
         return plan
 

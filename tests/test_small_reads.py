@@ -19,7 +19,7 @@ from grids import draw_block_grid, draw_chunk_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from split_dataset import BlockFileError, SplitDataset
+from split_dataset import BlockFileError, SplitDataset, reader
 from split_dataset._ext._planner import plain_in_block
 from split_dataset.blocks import block_of, blocks_per_axis
 from split_dataset.planning import (
@@ -29,7 +29,6 @@ from split_dataset.planning import (
     plan_chunks,
     plan_in_block,
 )
-from split_dataset.reader import PLANS_IN_BLOCK_KEPT
 from split_dataset.selection import IntTerm, SliceTerm
 
 # --- the plan in a block is the dataset-wide plan --------------------------------------------
@@ -211,14 +210,47 @@ def test_a_file_replaced_by_a_wrong_block_is_refused_on_the_frame_path(recording
         ds[5, 0]
 
 
-def test_the_plans_kept_are_bounded(recording):
+def test_the_plans_kept_are_bounded(recording, monkeypatch):
+    monkeypatch.setattr(reader, "PLANS_IN_BLOCK_KEPT", 64)
     folder, array = recording
     ds = SplitDataset(folder)
-    assert PLANS_IN_BLOCK_KEPT + 10 < 20 * 16
-    for n in range(PLANS_IN_BLOCK_KEPT + 10):  # every one another row or column start
+    for n in range(64 + 10):  # every one another row or column start
         row, column = divmod(n, 16)
         np.testing.assert_array_equal(ds[0, 0, row, column:], array[0, 0, row, column:])
-    assert 0 < len(ds._grid._plans_in_block) <= PLANS_IN_BLOCK_KEPT
+    assert 0 < len(ds._grid._plans_in_block) <= 64
+
+
+def test_the_bytes_of_the_plans_kept_are_bounded(recording, monkeypatch):
+    monkeypatch.setattr(reader, "PLANS_IN_BLOCK_BYTES", 20_000)
+    folder, array = recording
+    ds = SplitDataset(folder)
+    for t in range(12):
+        for z in range(3):
+            for start in range(6):
+                np.testing.assert_array_equal(ds[t, z, start:], array[t, z, start:])
+    plans = {id(plan): plan for plan in ds._grid._plans_in_block.values()}
+    assert 0 < sum(plan.nbytes for plan in plans.values()) <= 20_000
+    assert len(plans) < 3 * 6
+
+
+def test_every_plane_of_a_large_block_is_planned_once(tmp_path, monkeypatch):
+    """A viewer jumping between the 10 x 60 planes of a block: each is planned on its first
+    read only (its plan is kept under two spellings; a bound of 256 keys planned most reads
+    of a 10 x 20 block again, a third of a plane's time)."""
+    array = np.random.default_rng(5).integers(0, 999, (20, 60, 4, 6)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (10, 60, 4, 6), (1, 1, 4, 6))
+    planned = []
+
+    def counting(*args):
+        planned.append(args[0])
+        return plan_in_block(*args)
+
+    monkeypatch.setattr(reader, "plan_in_block", counting)
+    ds = SplitDataset(folder)
+    keys = [(int(t), int(z)) for t in range(20) for z in range(60)]
+    for key in np.random.default_rng(1).permutation(keys * 2):
+        np.testing.assert_array_equal(ds[tuple(key)], array[tuple(key)])
+    assert len(planned) == 10 * 60
 
 
 # --- the checked context kept per file for a reused plan ----------------------------------------
