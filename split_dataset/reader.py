@@ -41,10 +41,8 @@ READ_AHEAD = True
 # decoders (off: the decoding threads ask, a few files ahead at a time, as before; measured
 # against it in benchmarks/profile_report.py).
 READ_AHEAD_THREAD = True
-# Checked plan-on-file contexts kept per open file, for small plans reused across blocks:
-# after a 5 ms pause, making a context cost 36 us of a 250 us raw plane read (a kept one is
-# copied). Large plans amortize it, and are not kept alive by a file's templates.
-READ_TEMPLATES_PER_FILE = 32
+# Checked plan-on-file contexts are kept for small plans reused across blocks (bounded by the
+# file cache: FileCache.keep_read_template). Large plans amortize making one.
 TEMPLATE_MAX_TASKS = 64
 # Plans of selections inside one block kept per dataset (see BlockGrid.plan_in_block), at most
 # PLANS_IN_BLOCK_KEPT keys (a plane's plan is kept under two spellings) whose tables take at
@@ -366,16 +364,16 @@ def _read_in_block(
     try:
         _check_layouts(grid, (linear,), [entry])
         plan = grid.plan_in_block(local, entry.layout.chunk_shape)
-        _execute(plan, out, [entry], options, reusable_in=entry)
+        _execute(plan, out, [entry], options, reusable_in=(cache, entry))
     finally:
         cache.unpin(entry)
 
 
 def _kept_context(
-    templates: dict | None, key: tuple[int, bool], plan: ReadPlan, out: np.ndarray
+    templates: dict, key: tuple[int, bool], plan: ReadPlan, out: np.ndarray
 ) -> _chunk_reader.ReadContext | None:
     """A context copied from the template kept for ``plan`` that fills ``out``, or None."""
-    known = None if templates is None else templates.get(key)
+    known = templates.get(key)
     if known is None or known[0] is not plan:  # the id of a plan still held is that plan's
         return None
     return known[1].for_output(out)
@@ -393,21 +391,22 @@ def _execute(
     out: np.ndarray,
     entries: list[OpenBlockFile],
     options: ReadOptions,
-    reusable_in: OpenBlockFile | None = None,
+    reusable_in: tuple[FileCache, OpenBlockFile] | None = None,
 ) -> None:
     """Run the plan's tasks on the files ``entries`` (one per plan file, in order).
 
-    ``reusable_in``: the one file of a plan reused for every block (``plan_in_block``); the
-    checked plan-on-file context is kept in the file's entry for the next read of that plan.
+    ``reusable_in``: the cache and entry of the one file of a plan reused for every block
+    (``plan_in_block``); the checked plan-on-file context is kept in the file's entry for the
+    next read of that plan.
     """
-    templates = None
-    if reusable_in is not None and plan.n_tasks <= TEMPLATE_MAX_TASKS:
-        templates = reusable_in.read_templates
+    if plan.n_tasks > TEMPLATE_MAX_TASKS:
+        reusable_in = None
     template_key = (id(plan), options.verify_checksums)
-    context = _kept_context(templates, template_key, plan, out)
-    keep_in = None  # where a template of a new context goes
+    context = None
+    if reusable_in is not None:
+        context = _kept_context(reusable_in[1].read_templates, template_key, plan, out)
+    made = context is None
     if context is None:
-        keep_in = templates
         context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
         for slot, entry in enumerate(entries):
             lazy = entry.layout.lazy
@@ -430,10 +429,9 @@ def _execute(
         record_run(profile, context.timings(), run_s, options.threads, faults)
     if context.error_code:
         raise ChunkReadError(_describe_failure(context, plan, entries))
-    if keep_in is not None:
-        if len(keep_in) >= READ_TEMPLATES_PER_FILE:
-            keep_in.clear()
-        keep_in[template_key] = (plan, context.as_template())
+    if made and reusable_in is not None:
+        cache, entry = reusable_in
+        cache.keep_read_template(entry, template_key, (plan, context.as_template()))
     if any(e.layout.codec == Codec.H5PY for e in entries) and not options.decode_only:
         fallback_started = time.perf_counter()
         _read_with_h5py(context, plan, entries)

@@ -19,7 +19,7 @@ from grids import draw_block_grid, draw_chunk_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from split_dataset import BlockFileError, SplitDataset, reader
+from split_dataset import BlockFileError, SplitDataset, file_cache, reader
 from split_dataset._ext._planner import plain_in_block
 from split_dataset.blocks import block_of, blocks_per_axis
 from split_dataset.planning import (
@@ -275,6 +275,53 @@ def test_a_frame_read_again_goes_through_its_kept_context(recording):
     finally:
         for entry in entries:
             ds._cache.unpin(entry)
+
+
+def test_every_plane_of_a_block_keeps_its_context(tmp_path, monkeypatch):
+    """A viewer jumping between the 10 x 20 planes of each block: once each has been read, no
+    read makes a context again (32 kept per file made one on most reads)."""
+    array = np.random.default_rng(6).integers(0, 999, (20, 20, 4, 6)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (10, 20, 4, 6), (1, 1, 2, 6))
+    made = []
+    real = reader._chunk_reader.ReadContext
+
+    def counting(*args):
+        made.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(reader._chunk_reader, "ReadContext", counting)
+    ds = SplitDataset(folder)
+    keys = [(t, z) for t in range(20) for z in range(20)]
+    order = np.random.default_rng(2).permutation(len(keys))
+    for i in order:
+        np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
+    assert len(made) == len(keys)
+    for i in order[::-1]:
+        np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
+    assert len(made) == len(keys)  # every one through its kept context
+    assert ds._cache.templates_kept() == len(keys)
+
+
+def test_the_contexts_kept_are_bounded_least_recently_read_files_first(recording, monkeypatch):
+    monkeypatch.setattr(file_cache, "READ_TEMPLATES_KEPT", 30)
+    monkeypatch.setattr(file_cache, "READ_TEMPLATES_PER_FILE", 20)
+    folder, array = recording
+    ds = SplitDataset(folder)
+    for t in range(12):  # 12 planes per file, 3 files
+        for z in range(3):
+            np.testing.assert_array_equal(ds[t, z], array[t, z])
+            assert ds._cache.templates_kept() <= 30
+    entries = [ds._cache.pin(path, ds._grid.key) for path in ds._grid.files]
+    try:  # the last file read keeps all of its own
+        assert len(entries[-1].read_templates) == 12
+        assert len(entries[0].read_templates) < 12
+    finally:
+        for entry in entries:
+            ds._cache.unpin(entry)
+    for _ in range(2):  # and reads stay right as they are dropped and kept again
+        for t in range(12):
+            np.testing.assert_array_equal(ds[t, 1, 3:], array[t, 1, 3:])
+            assert ds._cache.templates_kept() <= 30
 
 
 def test_a_kept_context_is_only_a_template(recording):
