@@ -61,6 +61,7 @@ def machine_info() -> dict:
         default_threads=split_dataset.get_default_threads(),
         ceiling_decoders=describe_decoders(),
         free_page_reporting=free_page_reporting(),
+        memory_reclaim=memory_reclaim(),
         env={
             k: os.environ[k]
             for k in ("BLOSC_NTHREADS", "OMP_NUM_THREADS", "SPLIT_DATASET_BENCH_SIZE")
@@ -87,6 +88,32 @@ def free_page_reporting() -> str:
     except OSError:
         delay = "?"
     return f"order {order} (blocks of {4 << int(order)} KiB), reported after {delay}"
+
+
+# Proactive reclaim by the kernel's DAMON: a scheme whose action is "pageout" drops pages
+# left unaccessed for its minimum age, page-cache pages of idle files included.
+DAMON = Path("/sys/kernel/mm/damon/admin/kdamonds")
+
+
+def memory_reclaim() -> str:
+    """DAMON's proactive reclaim as a report states it: 'none', or how long a page may stay
+    idle before it is paged out (a file left unread that long is read from the disk again,
+    "hot" or not)."""
+    found = []
+    try:
+        for kdamond in sorted(DAMON.glob("[0-9]*")):
+            if (kdamond / "state").read_text().strip() != "on":
+                continue
+            for context in sorted((kdamond / "contexts").glob("[0-9]*")):
+                aggregation_us = int((context / "monitoring_attrs/intervals/aggr_us").read_text())
+                for scheme in sorted((context / "schemes").glob("[0-9]*")):
+                    if (scheme / "action").read_text().strip() != "pageout":
+                        continue
+                    age = int((scheme / "access_pattern/age/min").read_text())
+                    found.append(f"DAMON pageout of pages idle >= {age * aggregation_us / 1e6:g} s")
+    except (OSError, ValueError):
+        return "?"
+    return "; ".join(found) or "none"
 
 
 @contextlib.contextmanager

@@ -302,6 +302,7 @@ def render(report: dict) -> str:
     add(f"| CPU | {info['cpu']} |")
     add(f"| nproc / usable cores | {info['nproc']} / {info['affinity']} |")
     add(f"| memory | {info['memory']} |")
+    add(f"| proactive reclaim | {info.get('memory_reclaim', '?')} |")
     add(f"| kernel, Python | {info['kernel']}, {info['python']} |")
     add(f"| numpy, h5py (HDF5), hdf5plugin, blosc2, tables | {info['numpy']}, {info['h5py']} "
         f"({info['hdf5']}), {info['hdf5plugin']}, {info['blosc2']}, {info['tables']} |")

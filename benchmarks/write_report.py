@@ -243,6 +243,7 @@ def render(report: dict) -> str:
     add(f"| CPU | {info['cpu']} |")
     add(f"| nproc / usable cores | {info['nproc']} / {info['affinity']} |")
     add(f"| kernel, Python | {info['kernel']}, {info['python']} |")
+    add(f"| proactive reclaim | {info.get('memory_reclaim', '?')} |")
     add(f"| numpy, h5py (HDF5), tables | {info['numpy']}, {info['h5py']} ({info['hdf5']}), {info['tables']} |")
     add(f"| split_dataset | {info['split_dataset']} |")
     add(f"| data | shape {tuple(report['shape'])} uint16, {report['raw_bytes'] / 1e9:.2f} GB |")

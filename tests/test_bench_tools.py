@@ -26,6 +26,7 @@ from split_dataset.tools.workloads import (
 )
 
 TOOLS = Path(__file__).resolve().parents[1] / "split_dataset" / "tools"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # --- the workloads -----------------------------------------------------------------------------
 
@@ -399,3 +400,29 @@ def test_pread_in_place_puts_every_range_at_its_own_place(tmp_path):
         assert rates["pread1_in_place_decoded_rate"] > 0
     finally:
         ranges.close()
+
+
+def test_the_report_states_the_kernels_proactive_reclaim(tmp_path, monkeypatch):
+    """DAMON pageout drops page-cache pages idle for its minimum age: the machine table says
+    how long (a 'hot' file left unread that long comes from the disk again)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import machine
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    context = tmp_path / "0" / "contexts" / "0"
+    schemes = {"0": ("pageout", "12"), "1": ("stat", "3")}
+    for number, (action, age) in schemes.items():
+        scheme = context / "schemes" / number
+        (scheme / "access_pattern" / "age").mkdir(parents=True)
+        (scheme / "action").write_text(action + "\n")
+        (scheme / "access_pattern" / "age" / "min").write_text(age + "\n")
+    (context / "monitoring_attrs" / "intervals").mkdir(parents=True)
+    (context / "monitoring_attrs" / "intervals" / "aggr_us").write_text("5000000\n")
+    (tmp_path / "0" / "state").write_text("on\n")
+    monkeypatch.setattr(machine, "DAMON", tmp_path)
+    assert machine.memory_reclaim() == "DAMON pageout of pages idle >= 60 s"
+    (tmp_path / "0" / "state").write_text("off\n")
+    assert machine.memory_reclaim() == "none"
+    monkeypatch.setattr(machine, "DAMON", tmp_path / "absent")
+    assert machine.memory_reclaim() == "none"
