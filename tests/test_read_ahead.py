@@ -337,3 +337,41 @@ def test_without_a_profile_the_reader_counts_nothing(small):
         context.run(2)
     np.testing.assert_array_equal(out, array)
     assert set(context.timings().values()) == {0}
+
+
+def test_one_mapped_chunk_out_of_the_page_cache_is_seen_as_missed(tmp_path):
+    """A plane of a mapped file whose last chunk alone left the page cache: that chunk is
+    found missing (a probe of the plane's whole span, or of its first chunks only, would
+    call it resident), and the read is exact."""
+    array = movie((2, 2, 256, 256))
+    folder = write_split_dataset(tmp_path / "ds", array, (2, 2, 256, 256), (1, 1, 64, 256))
+    path = folder / "0000.h5"
+    ds = SplitDataset(folder, threads=1)
+    np.testing.assert_array_equal(ds[:], array)  # every chunk looked up, all pages cached
+    layout = ds.layout(0)
+    last = int(np.ravel_multi_index((1, 1, 3, 0), layout.chunk_grid))  # of the plane (1, 1)
+    start, size = int(layout.chunk_offset[last]), int(layout.chunk_size[last])
+    first_page, end_page = -(-start // PAGE), (start + size) // PAGE
+    assert end_page > first_page, "the chunk holds no whole page"
+    file_cache.release_mappings()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages stay
+        os.posix_fadvise(fd, first_page * PAGE, (end_page - first_page) * PAGE,
+                         os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    pages = resident_pages(path)
+    plane = [int(np.ravel_multi_index((1, 1, i, 0), layout.chunk_grid)) for i in range(3)]
+    assert not pages[first_page:end_page].any(), "the chunk's pages stayed in the page cache"
+    for chunk in plane:  # the plane's other chunks stayed: not the whole plane is missing
+        offset, end = int(layout.chunk_offset[chunk]), int(layout.chunk_offset[chunk]) + int(
+            layout.chunk_size[chunk]
+        )
+        assert pages[offset // PAGE : (end - 1) // PAGE + 1].all()
+    with profile_reads() as profile:
+        np.testing.assert_array_equal(ds[1, 1], array[1, 1])
+    assert profile.missed_chunks == 1
+    with profile_reads() as profile:  # all of it is in the page cache now: no miss
+        np.testing.assert_array_equal(ds[1, 1], array[1, 1])
+    assert profile.missed_chunks == 0
