@@ -50,13 +50,21 @@ def record(
         attributes[BLOCK_START] = np.asarray(block_start, dtype=np.int64)
 
 
+def recorded_chunk_shape(dataset: Any) -> tuple[int, ...] | None:
+    """The chunk shape the recorded CRCs are over, if any (unchecked: as the file says)."""
+    if CRC_CHUNK_SHAPE not in dataset.attrs:
+        return None
+    try:
+        return tuple(int(c) for c in np.asarray(dataset.attrs[CRC_CHUNK_SHAPE]).reshape(-1))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def load(dataset: Any, chunk_shape: Sequence[int], n_chunks: int) -> np.ndarray | None:
     """The recorded CRCs as int64 (``UNKNOWN`` for none), or None if the file has none that
     fit this chunk grid (written by another tool, or rewritten since)."""
     attributes = dataset.attrs
-    if CRC_CHUNK_SHAPE not in attributes:
-        return None
-    if tuple(int(c) for c in attributes[CRC_CHUNK_SHAPE]) != tuple(chunk_shape):
+    if recorded_chunk_shape(dataset) != tuple(int(c) for c in chunk_shape):
         return None
     parts = []
     for part in range(-(-n_chunks // CRCS_PER_ATTRIBUTE)):

@@ -378,6 +378,57 @@ def test_bit_rot_inside_a_chunk_we_wrote_is_found_by_its_checksum(tmp_path, comp
     np.testing.assert_array_equal(SplitDataset(ds.root, verify_checksums=True)[::4], array[::4])
 
 
+def test_raw_blocks_are_read_by_the_virtual_chunks_their_checksums_are_over(
+    tmp_path, monkeypatch
+):
+    """Raw blocks written while virtual chunks were 256 KiB keep being checked after the
+    reader's default changed: it reads them by the chunks their CRCs are over (read by other
+    chunks, the CRCs would be ignored and bit rot pass unseen)."""
+    from split_dataset import file_layout, save_to_split_dataset
+
+    array = np.random.default_rng(8).integers(0, 50, (4, 4, 256, 512)).astype(np.uint16)
+    monkeypatch.setattr(file_layout, "VIRTUAL_CHUNK_BYTES", 256 * 1024)
+    ds = save_to_split_dataset(
+        array, tmp_path, block_size=(2, 4, 256, 512), prefix="ds", compression=None
+    )
+    root = ds.root
+    ds.close()
+    monkeypatch.setattr(file_layout, "VIRTUAL_CHUNK_BYTES", 512 * 1024)
+    assert file_layout.virtual_chunk_shape((2, 4, 256, 512), 2) == (1, 2, 256, 512)
+    ds = SplitDataset(root)
+    layout = ds.layout(1)
+    assert layout.chunk_shape == (1, 1, 256, 512)  # as written, not today's default
+    assert layout.chunk_crc is not None and (layout.chunk_crc >= 0).all()
+    np.testing.assert_array_equal(ds[...], array)
+    np.testing.assert_array_equal(ds[3, 1:3, 7], array[3, 1:3, 7])
+    ds.close()
+    patch(root / "0001.h5", int(layout.chunk_offset[5]) + 1000, bytes(4096))
+    with pytest.raises(ChunkReadError, match="0001.h5.*checksum mismatch"):
+        SplitDataset(root, verify_checksums=True)[...]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [(1, 1, 128, 256), (1, 1, 1, 256), (2, 4, 256), (1, 1, 512, 512), (1, 0, 256, 512)],
+    ids=["not-byte-ranges", "too-small", "other-ndim", "larger-than-the-block", "empty"],
+)
+def test_a_recorded_chunk_shape_that_is_no_virtual_chunking_is_ignored(tmp_path, record):
+    from split_dataset import file_layout, save_to_split_dataset
+
+    array = np.random.default_rng(9).integers(0, 50, (2, 4, 256, 512)).astype(np.uint16)
+    ds = save_to_split_dataset(array, tmp_path, block_size=(1, 4, 256, 512), prefix="ds",
+                               compression=None)
+    root = ds.root
+    ds.close()
+    with h5py.File(root / "0000.h5", "r+") as handle:
+        handle["stack_4D"].attrs["split_dataset_crc32_chunk"] = np.asarray(record, np.int64)
+    ds = SplitDataset(root, verify_checksums=True)
+    layout = ds.layout(0)
+    assert layout.chunk_shape == file_layout.virtual_chunk_shape((1, 4, 256, 512), 2)
+    assert layout.chunk_crc is None  # over other chunks: not checkable, not misapplied
+    np.testing.assert_array_equal(ds[...], array)
+
+
 def test_a_chunk_we_wrote_that_the_index_lost_is_an_error_not_zeros(tmp_path):
     """A damaged chunk index can lose a chunk (h5py reads the fill value, zeros); our writer
     recorded that chunk's checksum, so it was written: refused, with or without
