@@ -351,7 +351,9 @@ def render(report: dict) -> str:
         "last selected element, so a small region of raw data can beat the ceiling, which "
         "counts whole chunks. *vs h5py* and *vs 0.4.x* = their "
         "median (p50 for latency) / ours: above 1× means we are faster. CPU/wall = process CPU "
-        "time / wall time over the timed calls (≈ threads when the threads really run).")
+        "time / wall time over the timed calls (≈ threads when the threads really run). The "
+        "readers are interleaved selection by selection, each going first in turn, hot and "
+        "cold: a small read's time depends on what ran just before it.")
     add("")
     if report["size"] == "small":
         add("**Small (smoke) size**: the whole array is 1.6 MB, so h5py's per-dataset chunk cache "
