@@ -427,3 +427,29 @@ def test_the_report_states_the_kernels_proactive_reclaim(tmp_path, monkeypatch):
     assert machine.memory_reclaim() == "none"
     monkeypatch.setattr(machine, "DAMON", tmp_path / "absent")
     assert machine.memory_reclaim() == "none"
+
+
+def test_the_unchecked_files_diagnostic_skips_only_its_own_file_checks(tmp_path):
+    """The playback report's diagnostic reader shows what the per-read file check costs by
+    skipping it: a block file replaced after it was opened is read stale by it, and fresh by
+    the package's reader, whose check is back in place as soon as the diagnostic's read ends."""
+    from split_dataset import file_cache
+    from split_dataset.tools.readers import PackageReader, UncheckedFilesReader
+
+    array = np.arange(2 * 3 * 8 * 8, dtype=np.uint16).reshape(2, 3, 8, 8)
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 3, 8, 8), compression="raw")
+    checking = file_cache._stat
+    unchecked, package = UncheckedFilesReader(folder, 1), PackageReader(folder, 1)
+    try:
+        for reader in (unchecked, package):
+            np.testing.assert_array_equal(reader.read((1, 2)), array[1, 2])
+        replaced = array + 1000  # block 1 rewritten elsewhere, then renamed over the original
+        write_split_dataset(tmp_path / "new", replaced, (1, 3, 8, 8), compression="raw")
+        block = sorted(folder.glob("*.h5"))[1]
+        (tmp_path / "new" / block.name).replace(block)
+        np.testing.assert_array_equal(unchecked.read((1, 2)), array[1, 2])  # stale: no check
+        assert file_cache._stat is checking
+        np.testing.assert_array_equal(package.read((1, 2)), replaced[1, 2])
+    finally:
+        unchecked.close()
+        package.close()

@@ -7,16 +7,23 @@ Both have ``read(index)`` and ``open_and_read(index)`` (the workloads' interface
   output. Datasets split along the first axis only; others raise ``NotImplementedError``.
 - ``PackageReader``: ``SplitDataset(folder, threads=n)[index]``, or ``ds.read(index,
   out=buffer)`` into a buffer kept between calls.
+- ``UncheckedFilesReader``: a diagnostic, not a setting: ``PackageReader`` without the check,
+  on every read, that each block file is still the one it opened (one ``stat`` per file),
+  to measure what that check costs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import file_cache
 from ..dataset import SplitDataset
 from .workloads import result_shape
 
@@ -177,3 +184,38 @@ class PackageReader:
 
     def close(self) -> None:
         self.ds.close()
+
+
+class UncheckedFilesReader(PackageReader):
+    """``PackageReader`` whose reads skip the ``stat`` of each block file's path that notices a
+    file replaced or changed since it was opened: each path is stat-ed once, and that answer
+    is reused. Benchmarks only, to show what the check costs; a file replaced meanwhile would
+    be read stale, which is why no setting of the package turns the check off."""
+
+    def __init__(self, folder: str | Path, threads: int) -> None:
+        super().__init__(folder, threads)
+        self._first_stats: dict[Path, os.stat_result] = {}
+
+    def note(self, workload: str) -> str:
+        return "diagnostic: files not re-checked"
+
+    def read(self, index: tuple) -> np.ndarray:
+        with self._first_stat_reused():
+            return super().read(index)
+
+    @contextlib.contextmanager
+    def _first_stat_reused(self) -> Iterator[None]:
+        checking = file_cache._stat
+        first_stats = self._first_stats
+
+        def first_stat(path: Path) -> os.stat_result:
+            found = first_stats.get(path)
+            if found is None:
+                found = first_stats[path] = checking(path)
+            return found
+
+        file_cache._stat = first_stat
+        try:
+            yield
+        finally:
+            file_cache._stat = checking
