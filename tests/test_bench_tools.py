@@ -292,9 +292,12 @@ def test_the_ceiling_decodes_natively_or_says_it_cannot(tmp_path, compression):
 
 @pytest.mark.parametrize("compression", ["blosc", "blosc:lz4", "zlib", "raw", "contiguous"])
 def test_the_playback_floor_returns_the_frame_of_row_band_chunks(tmp_path, compression):
-    """The floor does the reader's work by another road: its frames must be the frames."""
-    array = np.random.default_rng(2).integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
+    """The floor does the reader's work by another road: its frames must be the frames, those
+    whose stored chunks are larger than the data (deflate of noise) included."""
+    rng = np.random.default_rng(2)
+    array = rng.integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
     array[1] = 7  # compresses to almost nothing
+    array[2] = rng.integers(0, 2**16, (3, 40, 30))  # does not compress: deflate grows it
     ds = _row_band_recording(tmp_path, array, compression)
     frames = [(t, z) for t in range(4) for z in range(3)]
     floor = ceiling.FrameFloor(ds, frames)

@@ -360,9 +360,13 @@ class FrameFloor:
                 for (slot, offset, size, nbytes), mask in zip(chunks.entries, chunks.masks)
             ]
             self._frames[tuple(index)] = (sum(i[3] for i in items), items)
-        biggest = max((i[3] for _, items in self._frames.values() for i in items), default=1)
-        self._stored = np.empty(biggest, dtype=np.uint8)
-        self._scratch = np.empty(biggest, dtype=np.uint8)
+        every_chunk = [i for _, items in self._frames.values() for i in items]
+        decoded = max((i[3] for i in every_chunk), default=1)
+        # deflate grows an incompressible chunk a little, and HDF5 stores it so: the stored
+        # bytes can outnumber the decoded ones (and a chunk stored raw is copied from here)
+        stored = max((i[2] for i in every_chunk), default=1)
+        self._stored = np.empty(max(stored, decoded), dtype=np.uint8)
+        self._scratch = np.empty(decoded, dtype=np.uint8)
         self._decoders = native_decoders()
         self._ctx = self._decoders.dctx()
         self._produced = ctypes.c_size_t()
