@@ -400,10 +400,27 @@ def test_pread_in_place_puts_every_range_at_its_own_place(tmp_path):
             for slot, offset, size, _ in chunks.entries
         )
         assert ranges.output is not None and ranges.output.tobytes() == expected
-        rates = ceiling.measure_in_place_pread(chunks, reps=1, threads=(1,))
+        rates = ceiling.measure_in_place(chunks, reps=1, threads=(1,))
         assert rates["pread1_in_place_decoded_rate"] > 0
     finally:
         ranges.close()
+
+
+@pytest.mark.parametrize("compression", ["blosc", "blosc:lz4", "zlib"])
+def test_decode_in_place_puts_every_chunk_at_its_own_place(tmp_path, compression):
+    """The ceiling of a reader that writes its result to memory decodes every chunk, those
+    stored raw (noise) included, to its own place: the output is the chunks' data in order."""
+    rng = np.random.default_rng(4)
+    array = rng.integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
+    array[2] = rng.integers(0, 2**16, (3, 40, 30))  # stored raw by blosc
+    ds = _row_band_recording(tmp_path, array, compression)
+    chunks = ceiling.touched_chunks(ds, (slice(None), 1))  # row bands: the planes, in order
+    loaded = ceiling.LoadedChunks(chunks)
+    assert loaded.decode_in_place(2) > 0
+    assert loaded._output is not None
+    np.testing.assert_array_equal(loaded._output.view(np.uint16), array[:, 1].reshape(-1))
+    rates = ceiling.measure_in_place(chunks, reps=1, threads=(1, 2))
+    assert rates["decode1_in_place_rate"] > 0 and rates["decode2_in_place_rate"] > 0
 
 
 def test_the_report_states_the_kernels_proactive_reclaim(tmp_path, monkeypatch):

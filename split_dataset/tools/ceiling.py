@@ -249,6 +249,8 @@ class LoadedChunks:
                 os.close(fd)
         self.max_nbytes = max((i[2] for i in self.items), default=1)
         self.compressed = any(i[3] != Codec.RAW for i in self.items)
+        self._output: np.ndarray | None = None  # decode_in_place's, kept between calls
+        self._placed: list = []
         self.undecodable = sorted({Codec(i[3]).name for i in self.items if i[3] not in DECODABLE})
 
     def _decode_part(self, part: list) -> None:
@@ -265,6 +267,28 @@ class LoadedChunks:
         """Decode every chunk once on ``threads`` threads; wall seconds."""
         self._decoders()
         return _run_split(self._decode_part, self.items, threads)
+
+    def decode_in_place(self, threads: int) -> float:
+        """Decode every chunk to a place of its own in one output of their total decoded size,
+        its pages touched beforehand; wall seconds. What a reader filling a large output must
+        also do, write it to memory: ``decode``'s buffer stays in the core's cache."""
+        self._decoders()
+        if self._output is None:
+            self._output = np.ones(max(sum(i[2] for i in self.items), 1), dtype=np.uint8)
+            starts = np.cumsum([0] + [i[2] for i in self.items[:-1]]).tolist()
+            base = self._output.ctypes.data
+            self._placed = [(item, base + start) for item, start in zip(self.items, starts)]
+        return _run_split(self._decode_in_place_part, self._placed, threads)
+
+    def _decode_in_place_part(self, part: list) -> None:
+        decoders = native_decoders()
+        ctx = decoders.dctx()
+        staging = np.empty(self.max_nbytes, dtype=np.uint8)
+        s_addr = staging.ctypes.data
+        produced = ctypes.c_size_t()
+        for item, t_addr in part:
+            if not _decode(decoders, ctx, item, t_addr, s_addr, produced):
+                ctypes.memmove(t_addr, item[0], item[2])  # stored raw: copied, as a reader does
 
     def _decoders(self):
         if self.undecodable:
@@ -559,12 +583,25 @@ def measure_ceiling(chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1
     return out
 
 
-def measure_in_place_pread(
+def measure_in_place(
     chunks: ChunkSet, reps: int = 7, threads: Sequence[int] = (1, N_CORES)
 ) -> dict:
-    """The page-cache pread rate into an output of the chunks' total size
-    (``PreadRanges.read_in_place``), decoded bytes/s: ``pread{n}_in_place_decoded_rate``."""
+    """The ceiling of a reader that writes its result to memory, decoded bytes/s: compressed
+    chunks decoded each into its place in an output of their total size
+    (``LoadedChunks.decode_in_place``: ``decode{n}_in_place_rate``), uncompressed ones read
+    there from the page cache (``PreadRanges.read_in_place``:
+    ``pread{n}_in_place_decoded_rate``)."""
     out: dict = {}
+    if any(codec != Codec.RAW for codec in chunks.codecs):
+        loaded = LoadedChunks(chunks)
+        try:
+            for n in sorted(set(threads)):
+                loaded.decode_in_place(n)  # warm-up: the output's pages, the decoders
+                median = float(np.median([loaded.decode_in_place(n) for _ in range(reps)]))
+                out[f"decode{n}_in_place_rate"] = chunks.decoded / median
+        except DecoderUnavailable as error:
+            out["unavailable"] = str(error)
+        return out
     ranges = PreadRanges(chunks)
     try:
         for n in sorted(set(threads)):
