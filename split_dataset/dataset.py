@@ -192,8 +192,12 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
         if incomplete:
             contents = _complete_rows(contents, grid)
         if contents.block_names:
-            first = self._probe(contents.block_path(0))
-            last = self._probe(contents.block_path(-1), None if first is None else first.key)
+            first = self._probe_first(contents.block_path(0))
+            last = (
+                first
+                if len(contents.block_names) == 1
+                else self._probe(contents.block_path(-1), None if first is None else first.key)
+            )
             if (first is None) != (last is None):  # a folder of derived data has none at all
                 lacking = contents.block_path(0 if first is None else -1)
                 raise BlockFileError(
@@ -224,6 +228,20 @@ class SplitDataset(ArrayLike, Blocks):  # type: ignore[misc]  # ds[i] is data, n
                 stacklevel=2,
             )
         self._setup(metadata, shape, contents.block_names, dtype, key, contents.legacy)
+
+    def _probe_first(self, path: Path) -> StackSummary | None:
+        """Key, shape and dtype of the first block, from the layout its first read will use:
+        the file stays in the file cache, open and indexed, so that showing the first plane
+        does not open it with h5py a second time."""
+        try:
+            entry = self._cache.pin(path)
+        except NoStackError:
+            return None
+        try:
+            layout = entry.layout
+            return StackSummary(Path(path), layout.key, layout.shape, layout.dtype)
+        finally:
+            self._cache.unpin(entry)
 
     @staticmethod
     def _probe(path: Path, key: str | None = None) -> StackSummary | None:

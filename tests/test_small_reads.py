@@ -501,3 +501,43 @@ def test_a_profiled_plain_read_is_counted_by_the_general_path(recording):
         np.testing.assert_array_equal(ds[5, 1], array[5, 1])
         np.testing.assert_array_equal(ds[-1], array[-1])
     assert profile.reads == 2
+
+
+# --- opening, then the first plane --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["blosc", "raw"])
+def test_opening_then_the_first_plane_opens_the_first_block_once(tmp_path, monkeypatch, compression):
+    """Opening reads the first block's key, shape and dtype from the layout its first read
+    uses, kept in the file cache: showing the first plane opens that file with h5py once."""
+    array = np.arange(4 * 3 * 16 * 8, dtype=np.uint16).reshape(4, 3, 16, 8)
+    folder = write_split_dataset(tmp_path / "ds", array, (2, 3, 16, 8), compression=compression)
+    opened: list[str] = []
+
+    class CountingFile(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            opened.append(os.path.basename(os.fspath(name)))
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    with SplitDataset(folder) as ds:
+        np.testing.assert_array_equal(ds[0, 1], array[0, 1])
+    assert opened.count("0000.h5") == 1
+    assert opened.count("0001.h5") == 1  # the last block: probed at opening for its shape
+    one = write_split_dataset(tmp_path / "one", array, (4, 3, 16, 8), compression=compression)
+    opened.clear()
+    with SplitDataset(one) as ds:  # a single block is first and last
+        np.testing.assert_array_equal(ds[3], array[3])
+    assert opened == ["0000.h5"]
+
+
+def test_a_first_block_replaced_after_opening_is_read_as_it_is_now(tmp_path):
+    """The first block's entry made at opening is checked like any other before a read."""
+    array = np.arange(4 * 3 * 16 * 8, dtype=np.uint16).reshape(4, 3, 16, 8)
+    folder = write_split_dataset(tmp_path / "ds", array, (2, 3, 16, 8), compression="blosc")
+    replaced = array[::-1].copy()
+    write_split_dataset(tmp_path / "new", replaced, (2, 3, 16, 8), compression="blosc")
+    with SplitDataset(folder) as ds:
+        (tmp_path / "new" / "0000.h5").replace(folder / "0000.h5")
+        np.testing.assert_array_equal(ds[0, 1], replaced[0, 1])
+        np.testing.assert_array_equal(ds[1], replaced[1])
