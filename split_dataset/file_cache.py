@@ -250,12 +250,15 @@ class FileCache:
 
     def templates_kept(self) -> int:
         with self._lock:
-            return sum(len(entry.read_templates) for entry in self._entries.values())
+            return self._templates_held()
+
+    def _templates_held(self) -> int:
+        return sum(len(entry.read_templates) for entry in self._entries.values())
 
     def _drop_templates(self) -> None:
         """Drop the templates of the least recently read files until half the bound is left
         (lock held)."""
-        kept = sum(len(entry.read_templates) for entry in self._entries.values())
+        kept = self._templates_held()
         for entry in self._entries.values():
             if kept <= READ_TEMPLATES_KEPT // 2:
                 break
