@@ -523,7 +523,7 @@ def test_opening_then_the_first_plane_opens_the_first_block_once(tmp_path, monke
     with SplitDataset(folder) as ds:
         np.testing.assert_array_equal(ds[0, 1], array[0, 1])
     assert opened.count("0000.h5") == 1
-    assert opened.count("0001.h5") == 1  # the last block: probed at opening for its shape
+    assert "0001.h5" not in opened  # the last block: probed at opening, through h5f / h5d
     one = write_split_dataset(tmp_path / "one", array, (4, 3, 16, 8), compression=compression)
     opened.clear()
     with SplitDataset(one) as ds:  # a single block is first and last
@@ -541,3 +541,33 @@ def test_a_first_block_replaced_after_opening_is_read_as_it_is_now(tmp_path):
         (tmp_path / "new" / "0000.h5").replace(folder / "0000.h5")
         np.testing.assert_array_equal(ds[0, 1], replaced[0, 1])
         np.testing.assert_array_equal(ds[1], replaced[1])
+
+
+def test_the_last_block_probe_reads_a_known_key_without_file_objects(tmp_path, monkeypatch):
+    """Opening probes the last block for the key the first one uses through h5py's low-level
+    API; any other case (a group of that name, no such key, not HDF5) takes the general path,
+    which finds the stack or names the file at fault."""
+    from split_dataset.file_layout import probe_stack
+
+    good = tmp_path / "0001.h5"
+    with h5py.File(good, "w") as handle:
+        handle.create_group("stack")
+        handle["stack_4D"] = np.zeros((2, 3, 4, 5), np.uint16)
+    bad = tmp_path / "0002.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    files: list[str] = []
+
+    class CountingFile(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            files.append(os.path.basename(os.fspath(name)))
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    summary = probe_stack(good, "stack_4D")
+    assert (summary.key, summary.shape, summary.dtype) == ("stack_4D", (2, 3, 4, 5), np.uint16)
+    assert files == []  # no File object made
+    for key in ("stack", "missing"):
+        assert probe_stack(good, key).key == "stack_4D"
+    assert files == ["0001.h5", "0001.h5"]
+    with pytest.raises(BlockFileError, match="0002.h5"):
+        probe_stack(bad, "stack_4D")
