@@ -506,20 +506,26 @@ def test_a_profiled_plain_read_is_counted_by_the_general_path(recording):
 # --- opening, then the first plane --------------------------------------------------------------
 
 
+def _h5py_files_made(monkeypatch) -> list[str]:
+    """The names of the files every ``h5py.File`` made from now on opens, in order."""
+    names: list[str] = []
+
+    class CountingFile(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            names.append(os.path.basename(os.fspath(name)))
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    return names
+
+
 @pytest.mark.parametrize("compression", ["blosc", "raw"])
 def test_opening_then_the_first_plane_opens_the_first_block_once(tmp_path, monkeypatch, compression):
     """Opening reads the first block's key, shape and dtype from the layout its first read
     uses, kept in the file cache: showing the first plane opens that file with h5py once."""
     array = np.arange(4 * 3 * 16 * 8, dtype=np.uint16).reshape(4, 3, 16, 8)
     folder = write_split_dataset(tmp_path / "ds", array, (2, 3, 16, 8), compression=compression)
-    opened: list[str] = []
-
-    class CountingFile(h5py.File):
-        def __init__(self, name, *args, **kwargs):
-            opened.append(os.path.basename(os.fspath(name)))
-            super().__init__(name, *args, **kwargs)
-
-    monkeypatch.setattr(h5py, "File", CountingFile)
+    opened = _h5py_files_made(monkeypatch)
     with SplitDataset(folder) as ds:
         np.testing.assert_array_equal(ds[0, 1], array[0, 1])
     assert opened.count("0000.h5") == 1
@@ -555,14 +561,7 @@ def test_the_last_block_probe_reads_a_known_key_without_file_objects(tmp_path, m
         handle["stack_4D"] = np.zeros((2, 3, 4, 5), np.uint16)
     bad = tmp_path / "0002.h5"
     bad.write_bytes(b"not an HDF5 file")
-    files: list[str] = []
-
-    class CountingFile(h5py.File):
-        def __init__(self, name, *args, **kwargs):
-            files.append(os.path.basename(os.fspath(name)))
-            super().__init__(name, *args, **kwargs)
-
-    monkeypatch.setattr(h5py, "File", CountingFile)
+    files = _h5py_files_made(monkeypatch)
     summary = probe_stack(good, "stack_4D")
     assert (summary.key, summary.shape, summary.dtype) == ("stack_4D", (2, 3, 4, 5), np.uint16)
     assert files == []  # no File object made
