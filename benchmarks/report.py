@@ -409,9 +409,11 @@ def render(report: dict) -> str:
         for run in report["hot"]:
             w = run["workloads"].get("full", {})
             c = w.get("ceiling", {})
-            placed = c.get(f"decode{n}_in_place_rate") or c.get(f"pread{n}_in_place_decoded_rate")
-            small = (c.get(f"decode{n}_rate") if f"decode{n}_in_place_rate" in c
-                     else c.get(f"pread{n}_decoded_rate"))
+            if f"decode{n}_in_place_rate" in c:  # compressed
+                placed, small = c[f"decode{n}_in_place_rate"], c.get(f"decode{n}_rate")
+            else:
+                placed, small = (c.get(f"pread{n}_in_place_decoded_rate"),
+                                 c.get(f"pread{n}_decoded_rate"))
             fresh = metric(w.get("results", {}).get("ours t=2", {}), w.get("kind"))
             reused = metric(w.get("results", {}).get("ours t=2 out=", {}), w.get("kind"))
             if placed and small and fresh and reused:

@@ -60,11 +60,17 @@ def recorded_chunk_shape(dataset: Any) -> tuple[int, ...] | None:
         return None
 
 
-def load(dataset: Any, chunk_shape: Sequence[int], n_chunks: int) -> np.ndarray | None:
+def load(
+    dataset: Any,
+    chunk_shape: Sequence[int],
+    n_chunks: int,
+    recorded: tuple[int, ...] | None,
+) -> np.ndarray | None:
     """The recorded CRCs as int64 (``UNKNOWN`` for none), or None if the file has none that
-    fit this chunk grid (written by another tool, or rewritten since)."""
+    fit this chunk grid (written by another tool, or rewritten since). ``recorded``: the
+    dataset's ``recorded_chunk_shape``, read once by the caller."""
     attributes = dataset.attrs
-    if recorded_chunk_shape(dataset) != tuple(int(c) for c in chunk_shape):
+    if recorded != tuple(int(c) for c in chunk_shape):
         return None
     parts = []
     for part in range(-(-n_chunks // CRCS_PER_ATTRIBUTE)):

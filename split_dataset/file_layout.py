@@ -213,12 +213,14 @@ def virtual_chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...
     return tuple(max(1, c) for c in chunk)
 
 
-def _virtual_chunks(dataset, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """The virtual chunks to read a contiguous dataset by: those our writer recorded CRCs over
-    (``checksums.CRC_CHUNK_SHAPE``), so that they stay checked whatever VIRTUAL_CHUNK_BYTES
-    was when the file was written, if they are virtual chunks of ``shape``; else the default."""
+def _virtual_chunks(
+    recorded: tuple[int, ...] | None, shape: tuple[int, ...], itemsize: int
+) -> tuple[int, ...]:
+    """The virtual chunks to read a contiguous dataset by: ``recorded``, those our writer
+    recorded CRCs over (``checksums.recorded_chunk_shape``), so that they stay checked whatever
+    VIRTUAL_CHUNK_BYTES was when the file was written, if they are virtual chunks of
+    ``shape``; else the default."""
     default = virtual_chunk_shape(shape, itemsize)
-    recorded = checksums.recorded_chunk_shape(dataset)
     if recorded is None or recorded == default or len(recorded) != len(shape):
         return default
     if any(c < 1 or c > max(s, 1) for c, s in zip(recorded, shape)):
@@ -322,10 +324,11 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
     )
     zero_fill = _fill_is_zero(plist, dtype)
     contiguous = dataset.chunks is None
+    recorded = checksums.recorded_chunk_shape(dataset)
     lazy_index = None
     try:
         if contiguous:
-            chunk = _virtual_chunks(dataset, shape, dtype.itemsize)
+            chunk = _virtual_chunks(recorded, shape, dtype.itemsize)
             grid, offsets, sizes = _contiguous_table(dataset, shape, chunk, dtype.itemsize)
             masks = np.zeros_like(offsets)
             codec = Codec.RAW
@@ -359,7 +362,7 @@ def _read_stack_layout(handle, path: Path, key: str | None, lazy: bool) -> dict:
         chunk_offset=offsets,
         chunk_size=sizes,
         chunk_mask=masks,
-        chunk_crc=checksums.load(dataset, chunk, len(offsets)),
+        chunk_crc=checksums.load(dataset, chunk, len(offsets), recorded),
         block_start=checksums.load_block_start(dataset),
         lazy=lazy_index,
     )

@@ -217,6 +217,13 @@ def _decode(decoders: Any, ctx: Any, item: tuple, t_addr: int, s_addr: int, prod
     return True
 
 
+def _packed_output(sizes: list[int]) -> tuple[np.ndarray, list[int]]:
+    """An output for pieces of ``sizes`` laid one after the other, its pages touched, and
+    where each piece starts in it."""
+    starts = np.cumsum([0] + sizes[:-1]).tolist()
+    return np.ones(max(sum(sizes), 1), dtype=np.uint8), starts
+
+
 class LoadedChunks:
     """The stored bytes of a ChunkSet, in memory, ready to be decoded over and over."""
 
@@ -274,8 +281,7 @@ class LoadedChunks:
         also do, write it to memory: ``decode``'s buffer stays in the core's cache."""
         self._decoders()
         if self._output is None:
-            self._output = np.ones(max(sum(i[2] for i in self.items), 1), dtype=np.uint8)
-            starts = np.cumsum([0] + [i[2] for i in self.items[:-1]]).tolist()
+            self._output, starts = _packed_output([i[2] for i in self.items])
             base = self._output.ctypes.data
             self._placed = [(item, base + start) for item, start in zip(self.items, starts)]
         return _run_split(self._decode_in_place_part, self._placed, threads)
@@ -341,8 +347,7 @@ class PreadRanges:
         pages touched beforehand: what a reader filling a large output must also do, write
         it to memory (``read``'s buffer stays in the core's cache)."""
         if self.output is None:
-            self.output = np.ones(max(sum(i[2] for i in self.items), 1), dtype=np.uint8)
-            starts = np.cumsum([0] + [i[2] for i in self.items[:-1]]).tolist()
+            self.output, starts = _packed_output([i[2] for i in self.items])
             self._placed = [
                 (fd, offset, self.output[start : start + size].data)
                 for (fd, offset, size), start in zip(self.items, starts)
