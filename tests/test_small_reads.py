@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -506,30 +507,32 @@ def test_a_profiled_plain_read_is_counted_by_the_general_path(recording):
 # --- opening, then the first plane --------------------------------------------------------------
 
 
-def _h5py_files_made(monkeypatch) -> list[str]:
-    """The names of the files every ``h5py.File`` made from now on opens, in order."""
+def _h5py_opens(monkeypatch) -> list[str]:
+    """The names of the files h5py opens from now on (``h5f.open``, which ``File`` calls too),
+    in order."""
     names: list[str] = []
+    open_file = h5py.h5f.open
 
-    class CountingFile(h5py.File):
-        def __init__(self, name, *args, **kwargs):
-            names.append(os.path.basename(os.fspath(name)))
-            super().__init__(name, *args, **kwargs)
+    def counting_open(name, *args, **kwargs):
+        names.append(os.path.basename(os.fsdecode(name)))
+        return open_file(name, *args, **kwargs)
 
-    monkeypatch.setattr(h5py, "File", CountingFile)
+    monkeypatch.setattr(h5py.h5f, "open", counting_open)
     return names
 
 
 @pytest.mark.parametrize("compression", ["blosc", "raw"])
-def test_opening_then_the_first_plane_opens_the_first_block_once(tmp_path, monkeypatch, compression):
+def test_opening_then_the_first_plane_opens_the_first_block_once(
+    tmp_path, monkeypatch, compression
+):
     """Opening reads the first block's key, shape and dtype from the layout its first read
     uses, kept in the file cache: showing the first plane opens that file with h5py once."""
     array = np.arange(4 * 3 * 16 * 8, dtype=np.uint16).reshape(4, 3, 16, 8)
     folder = write_split_dataset(tmp_path / "ds", array, (2, 3, 16, 8), compression=compression)
-    opened = _h5py_files_made(monkeypatch)
+    opened = _h5py_opens(monkeypatch)
     with SplitDataset(folder) as ds:
         np.testing.assert_array_equal(ds[0, 1], array[0, 1])
-    assert opened.count("0000.h5") == 1
-    assert "0001.h5" not in opened  # the last block: probed at opening, through h5f / h5d
+    assert opened == ["0000.h5", "0001.h5"]  # the last block: probed at opening for its shape
     one = write_split_dataset(tmp_path / "one", array, (4, 3, 16, 8), compression=compression)
     opened.clear()
     with SplitDataset(one) as ds:  # a single block is first and last
@@ -549,24 +552,36 @@ def test_a_first_block_replaced_after_opening_is_read_as_it_is_now(tmp_path):
         np.testing.assert_array_equal(ds[1], replaced[1])
 
 
-def test_the_last_block_probe_reads_a_known_key_without_file_objects(tmp_path, monkeypatch):
-    """Opening probes the last block for the key the first one uses through h5py's low-level
-    API; any other case (a group of that name, no such key, not HDF5) takes the general path,
-    which finds the stack or names the file at fault."""
-    from split_dataset.file_layout import probe_stack
+def test_a_known_key_is_opened_without_listing_the_file(tmp_path, monkeypatch):
+    """Opening probes the last block, and reads every block's layout, for the key the first
+    block uses without listing the file's names; any other case (a group of that name, no such
+    key, not HDF5) lists them, which finds the stack or names the file at fault."""
+    from split_dataset import file_layout
+    from split_dataset.file_layout import probe_stack, read_file_layout
 
     good = tmp_path / "0001.h5"
     with h5py.File(good, "w") as handle:
         handle.create_group("stack")
-        handle["stack_4D"] = np.zeros((2, 3, 4, 5), np.uint16)
+        handle["stack_4D"] = np.arange(120, dtype=np.uint16).reshape(2, 3, 4, 5)
     bad = tmp_path / "0002.h5"
     bad.write_bytes(b"not an HDF5 file")
-    files = _h5py_files_made(monkeypatch)
+    listed: list[str] = []
+    list_names = file_layout.stack_key
+
+    def counting_stack_key(file_id, path):
+        listed.append(Path(path).name)
+        return list_names(file_id, path)
+
+    monkeypatch.setattr(file_layout, "stack_key", counting_stack_key)
     summary = probe_stack(good, "stack_4D")
     assert (summary.key, summary.shape, summary.dtype) == ("stack_4D", (2, 3, 4, 5), np.uint16)
-    assert files == []  # no File object made
-    for key in ("stack", "missing"):
+    layout = read_file_layout(good, "stack_4D")
+    assert (layout.key, layout.shape, layout.contiguous) == ("stack_4D", (2, 3, 4, 5), True)
+    assert listed == []
+    for key in ("stack", "missing", None):
         assert probe_stack(good, key).key == "stack_4D"
-    assert files == ["0001.h5", "0001.h5"]
-    with pytest.raises(BlockFileError, match="0002.h5"):
-        probe_stack(bad, "stack_4D")
+        assert read_file_layout(good, key).key == "stack_4D"
+    assert listed == ["0001.h5"] * 6
+    for probe in (probe_stack, read_file_layout):
+        with pytest.raises(BlockFileError, match="0002.h5.*not a readable HDF5 file"):
+            probe(bad, "stack_4D")
