@@ -17,7 +17,7 @@ from split_dataset import SplitDataset
 from split_dataset.planning import plan_blocks, plan_chunks
 from split_dataset.selection import normalize
 from split_dataset.tools import ceiling
-from split_dataset.tools.readers import FilesAlongTime, H5pyReader
+from split_dataset.tools.readers import FilesAlongTime, H5pyReader, PackageReader
 from split_dataset.tools.workloads import (
     Workload,
     make_workloads,
@@ -423,6 +423,41 @@ def test_decode_in_place_puts_every_chunk_at_its_own_place(tmp_path, compression
     assert rates["decode1_in_place_rate"] > 0 and rates["decode2_in_place_rate"] > 0
 
 
+@pytest.mark.parametrize("compression", ["blosc", "contiguous"])
+def test_every_hot_workload_is_measured_against_the_work_into_the_output(tmp_path, compression):
+    """Each hot workload's ceiling carries the rate of the same chunks decoded (raw: read)
+    into an output of their size on 1 and 2 threads, and each reader its share of it; cold
+    runs, whose limit is the disk, carry none."""
+    from split_dataset.tools import measure, workloads
+
+    array = np.random.default_rng(5).integers(0, 500, (6, 3, 40, 30)).astype(np.uint16)
+    ds = _row_band_recording(tmp_path, array, compression)
+    chosen = {k: w for k, w in workloads.make_workloads(ds.shape, reps=2, latency_samples=3).items()
+              if k in ("volume", "zcol", "full")}
+    readers = {"ours t=1": PackageReader(ds.root, 1), "ours t=2": PackageReader(ds.root, 2)}
+    try:
+        for cold in (False, True):
+            for workload in chosen.values():
+                entry = measure.measure_workload(readers, workload, ds, reference=array,
+                                                 cold=cold, reps=1)
+                measure.evaluate(ds, workload, entry["ceiling"], entry["results"],
+                                 {"ours t=1": 1, "ours t=2": 2})
+                rates = [ceiling.in_place_rate(entry["ceiling"], n) for n in (1, 2)]
+                shares = [entry["results"][k].get("pct_in_place") for k in readers]
+                if cold:
+                    assert all(np.isnan(rates)) and shares == [None, None]
+                    continue
+                kind = "decode{}_in_place_rate" if compression == "blosc" else \
+                    "pread{}_in_place_decoded_rate"
+                assert rates == [entry["ceiling"][kind.format(n)] for n in (1, ceiling.N_CORES)]
+                assert all(0 < r < float("inf") for r in rates)
+                assert all(s is not None and s > 0 for s in shares)
+    finally:
+        for reader in readers.values():
+            reader.close()
+    assert ceiling.measure_in_place(ceiling.ChunkSet(), reps=1) == {}
+
+
 def test_the_report_states_the_kernels_proactive_reclaim(tmp_path, monkeypatch):
     """DAMON pageout drops page-cache pages idle for its minimum age: the machine table says
     how long (a 'hot' file left unread that long comes from the disk again)."""
@@ -454,7 +489,7 @@ def test_the_unchecked_files_diagnostic_skips_only_its_own_file_checks(tmp_path)
     skipping it: a block file replaced after it was opened is read stale by it, and fresh by
     the package's reader, whose check is back in place as soon as the diagnostic's read ends."""
     from split_dataset import file_cache
-    from split_dataset.tools.readers import PackageReader, UncheckedFilesReader
+    from split_dataset.tools.readers import UncheckedFilesReader
 
     array = np.arange(2 * 3 * 8 * 8, dtype=np.uint16).reshape(2, 3, 8, 8)
     folder = write_split_dataset(tmp_path / "ds", array, (1, 3, 8, 8), compression="raw")

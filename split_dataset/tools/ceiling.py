@@ -595,8 +595,10 @@ def measure_in_place(
     chunks decoded each into its place in an output of their total size
     (``LoadedChunks.decode_in_place``: ``decode{n}_in_place_rate``), uncompressed ones read
     there from the page cache (``PreadRanges.read_in_place``:
-    ``pread{n}_in_place_decoded_rate``)."""
+    ``pread{n}_in_place_decoded_rate``; ``in_place_rate`` picks the one that applies)."""
     out: dict = {}
+    if not len(chunks):
+        return out
     if any(codec != Codec.RAW for codec in chunks.codecs):
         loaded = LoadedChunks(chunks)
         try:
@@ -664,6 +666,19 @@ def serial_rate(ceiling: dict, threads: int) -> float:
     per_thread = 1.0 / inverse if inverse else float("inf")
     io = ceiling.get(f"pread{_pread_threads(threads)}_decoded_rate", float("inf"))
     return min(per_thread * threads, io)
+
+
+def in_place_rate(ceiling: dict, threads: int) -> float:
+    """The ceiling's work done into an output of the chunks' size (``measure_in_place``) on as
+    many threads (1, or all cores), decoded B/s: the rate a reader that writes its result to
+    memory can reach; NaN where it was not measured."""
+    if ceiling.get("unavailable"):
+        return float("nan")
+    n = _pread_threads(threads)
+    for key in (f"decode{n}_in_place_rate", f"pread{n}_in_place_decoded_rate"):
+        if key in ceiling:
+            return ceiling[key]
+    return float("nan")
 
 
 def measured_rate(ceiling: dict, threads: int) -> float:

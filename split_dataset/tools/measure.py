@@ -22,8 +22,10 @@ from ..dataset import SplitDataset
 from .ceiling import (
     ChunkSet,
     ceiling_rate,
+    in_place_rate,
     measure_ceiling,
     measure_cold_pread,
+    measure_in_place,
     measured_rate,
     serial_rate,
     touched_chunks,
@@ -52,10 +54,14 @@ def chunk_set(ds: SplitDataset, workload: Workload, max_stored: int | None = Non
 
 
 def workload_ceiling(chunks: ChunkSet, reps: int, cold: bool) -> dict:
-    """The ceiling of ``chunks``: from the page cache, or (``cold``) with the decode rates
-    from memory and the pread rates right after dropping the pages."""
+    """The ceiling of ``chunks``: from the page cache, with the same work done into an output
+    of the chunks' size (``measure_in_place``), or (``cold``) with the decode rates from
+    memory and the pread rates right after dropping the pages."""
     if not cold:
-        return measure_ceiling(chunks, reps=reps)
+        hot = measure_ceiling(chunks, reps=reps)
+        if not hot.get("unavailable"):
+            hot.update(measure_in_place(chunks, reps=reps))
+        return hot
     ceiling: dict[str, Any] = dict(
         n_chunks=len(chunks), stored=chunks.stored, decoded=chunks.decoded, cold=True
     )
@@ -124,5 +130,8 @@ def evaluate(
         r["pct_ceiling"] = 100.0 * r["ideal"] / r["median"]
         r["pct_measured"] = 100.0 * ideal(measured_rate(ceiling, n)) / r["median"]
         r["pct_serial"] = 100.0 * ideal(serial_rate(ceiling, n)) / r["median"]
+        placed = in_place_rate(ceiling, n)
+        if placed == placed:  # measured (hot runs)
+            r["pct_in_place"] = 100.0 * ideal(placed) / r["median"]
     for n in sorted({1, *threads_of.values()}):
         ceiling[f"ideal_t{n}"] = ideal(ceiling_rate(ceiling, n))
