@@ -325,11 +325,9 @@ def _read_blocks(
     grid: BlockGrid, cache: FileCache, block_plan: BlockPlan, out: np.ndarray, options: ReadOptions
 ) -> None:
     # Bound the files held open at once; each batch is planned and executed on its own.
-    batch_size = cache.files_per_batch
-    for first in range(0, len(block_plan.files), batch_size):
-        batch = block_plan
-        if len(block_plan.files) > batch_size:
-            batch = replace(block_plan, files=block_plan.files[first : first + batch_size])
+    files = block_plan.files
+    for run in cache.batches([grid.files[f] for f in files]):
+        batch = block_plan if run == slice(0, len(files)) else replace(block_plan, files=files[run])
         _read_batch(grid, cache, batch, out, options)
 
 

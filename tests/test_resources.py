@@ -69,6 +69,40 @@ def test_concurrent_first_reads_leak_no_descriptors(tmp_path):
     assert open_descriptors(folder) == 0
 
 
+def test_a_read_waits_between_runs_only_for_files_it_must_open(tmp_path, monkeypatch):
+    """A read over many files is split into runs that each open at most ``files_per_batch``
+    files and hold at most as many as the cache keeps; files already open cost no descriptor,
+    so a read over open files is one run. Descriptors stay within twice the capacity."""
+    from split_dataset import reader
+
+    array = np.arange(24 * 3 * 8, dtype=np.uint16).reshape(24, 3, 8)
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 3, 8), compression="raw")
+    ds = SplitDataset(folder, max_open_files=16)  # runs open 4 files, hold 8
+    cache = ds._cache
+    assert (cache.capacity, cache.files_per_batch) == (16, 4)
+    runs: list[int] = []
+    peak = [0]
+    read_batch = reader._read_batch
+
+    def counting_batch(grid, cache, block_plan, out, options):
+        runs.append(len(block_plan.files))
+        read_batch(grid, cache, block_plan, out, options)
+        peak[0] = max(peak[0], open_descriptors(folder))
+
+    monkeypatch.setattr(reader, "_read_batch", counting_batch)
+    np.testing.assert_array_equal(ds[:10], array[:10])  # block 0 open since opening
+    assert runs == [5, 4, 1]
+    runs.clear()
+    np.testing.assert_array_equal(ds[:8, 1], array[:8, 1])  # all open: one run
+    assert runs == [8]
+    runs.clear()
+    np.testing.assert_array_equal(ds[::-1], array[::-1])
+    assert sum(runs) == 24 and max(runs) <= 8
+    np.testing.assert_array_equal(ds[::3, 2], array[::3, 2])
+    assert 0 < peak[0] <= 2 * cache.capacity
+    ds.close()
+
+
 MANY_FILES = 20_000
 FILE_SHAPE = (1, 2, 32, 8)  # uncompressed chunks of (1, 1, 2, 8): 32 per file, a lazy index
 CHUNK_SHAPE = (1, 1, 2, 8)
