@@ -201,10 +201,12 @@ def test_bench_runs_every_workload_that_fits_the_shape(tmp_path, capsys, name, c
     assert set(rows) == expected
     baseline = name != "4d-grid"
     assert ("h5py baseline: not available" in out) != baseline
-    for (workload, _), fields in rows.items():
+    for (workload, cache), fields in rows.items():
         assert fields[-2] == ("yes" if baseline else "-"), fields  # ours equal h5py
         if workload != "open":
-            assert fields[-4].endswith("%"), fields  # % of the ceiling
+            assert fields[-5].endswith("%"), fields  # % of the ceiling
+            into_output = fields[-4]  # % of the same work into the output: hot runs only
+            assert into_output.endswith("%") and ("-" in into_output) == (cache == "cold"), fields
     ceiling = out[out.index("ceiling, measured in this run") :].splitlines()[2:]
     assert {tuple(line.split()[:2]) for line in ceiling if line.strip()} >= expected
     assert "flagged:" in out and "load average" in out.splitlines()[-1]

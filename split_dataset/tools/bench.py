@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dataset import SplitDataset
-from .ceiling import N_CORES, alloc_rate, memcpy_rate
+from .ceiling import N_CORES, alloc_rate, in_place_rate, memcpy_rate
 from .measure import evaluate, measure_workload
 from .native_decoders import describe_decoders
 from .readers import FilesAlongTime, H5pyReader, PackageReader
@@ -107,7 +107,8 @@ class _Table:
         columns = "".join(f" {n.replace('ours ', ''):>13}" for n in self.names)
         return (
             f"{'workload':<9}{'cache':<6}{columns}{'GB/s':>7}{'vs h5py':>9}"
-            f"{'% ceiling ' + self.percent:>{self.percent_width}}{'CPU/wall':>9}"
+            f"{'% ceiling ' + self.percent:>{self.percent_width}}"
+            f"{'% output ' + self.percent:>{self.percent_width}}{'CPU/wall':>9}"
             f"{'same':>6}{'load':>6}"
         )
 
@@ -117,10 +118,13 @@ class _Table:
         h5py = _metric(results.get("h5py", {}), kind)
         ours = _metric(top, kind)
         vs = f"{h5py / ours:.2f}x" if h5py and ours else "-"
-        ceiling = "/".join(
-            _percent(results.get(f"ours t={n}", {}).get("pct_ceiling")) for n in self.threads
+        ceiling, into_output = (
+            "-"
+            if kind == "open"
+            else "/".join(_percent(results.get(f"ours t={n}", {}).get(key)) for n in self.threads)
+            + "%"
+            for key in ("pct_ceiling", "pct_in_place")
         )
-        ceiling = "-" if kind == "open" else ceiling + "%"
         checked = [r.get("correct") for n, r in results.items() if n.startswith("ours")]
         same = "NO" if False in checked else ("yes" if True in checked else "-")
         gbps = top.get("returned_gbps")
@@ -130,6 +134,7 @@ class _Table:
             f"{name:<9}{cache:<6}"
             + "".join(f" {_time(results.get(n, {}), kind):>13}" for n in self.names)
             + f"{'-' if gbps is None else f'{gbps:.2f}':>7}{vs:>9}{ceiling:>{self.percent_width}}"
+            + f"{into_output:>{self.percent_width}}"
             + f"{top.get('cpu_per_wall', float('nan')):>9.2f}{same:>6}"
             + f"{entry['load'].split('/')[0]:>6}"
         )
@@ -155,6 +160,7 @@ class _Table:
             return
         rates = "".join(f"{_gbps(c.get(f'decode{n}_rate')):>11}" for n in self.threads)
         rates += "".join(f"{_gbps(c.get(f'pread{n}_rate')):>11}" for n in self.threads)
+        rates += "".join(f"{_gbps(in_place_rate(c, n)):>12}" for n in self.threads)
         ideal = "/".join(_ms(c.get(f"ideal_t{n}")) for n in self.threads)
         note = f"  ({c['unavailable']})" if c.get("unavailable") else ""
         self.ceilings.append(
@@ -165,9 +171,10 @@ class _Table:
     def ceiling_header(self) -> str:
         decode = "".join(f"{f'decode t={n}':>11}" for n in self.threads)
         pread = "".join(f"{f'pread t={n}':>11}" for n in self.threads)
+        placed = "".join(f"{f'output t={n}':>12}" for n in self.threads)
         return (
             f"{'workload':<9}{'cache':<6}{'chunks':>8}{'stored MB':>11}{'decoded MB':>12}"
-            f"{decode}{pread}{'ideal ms':>16}"
+            f"{decode}{pread}{placed}{'ideal ms':>16}"
         )
 
 
@@ -279,7 +286,9 @@ def _bench(
     yield (
         f"times in ms: p50/p99 over up to {samples} distinct selections for the latency "
         f"workloads, median of {reps} rotating selections for the others; GB/s and vs h5py: "
-        f"ours t={threads[-1]} (fresh output); % ceiling: ideal time / median"
+        f"ours t={threads[-1]} (fresh output); % ceiling: ideal time / median; % output: "
+        "against the same chunks decoded (raw: read) each into its place in an output of "
+        "their size, the memory a read must fill (hot runs)"
     )
     yield "workloads: " + "; ".join(f"{n} = {w.label}" for n, w in workloads.items())
     table = _Table(list(readers), threads)
