@@ -411,14 +411,11 @@ def render(report: dict) -> str:
         for run in report["hot"]:
             w = run["workloads"].get("full", {})
             c = w.get("ceiling", {})
-            if f"decode{n}_in_place_rate" in c:  # compressed
-                placed, small = c[f"decode{n}_in_place_rate"], c.get(f"decode{n}_rate")
-            else:
-                placed, small = (c.get(f"pread{n}_in_place_decoded_rate"),
-                                 c.get(f"pread{n}_decoded_rate"))
+            # decode rate (raw data: pread rate) on n threads, into the output and a small buffer
+            placed, small = ceiling.in_place_rate(c, n), ceiling.measured_rate(c, n)
             fresh = metric(w.get("results", {}).get("ours t=2", {}), w.get("kind"))
             reused = metric(w.get("results", {}).get("ours t=2 out=", {}), w.get("kind"))
-            if placed and small and fresh and reused:
+            if placed == placed and small == small and fresh and reused:  # NaN: not measured
                 ours, ours_out = c["decoded"] / fresh, c["decoded"] / reused
                 rows.append(f"| {run['variant']} tpf={run['tpf']} | {ours / 1e9:.2f} | "
                             f"{ours_out / 1e9:.2f} | {small / 1e9:.2f} | {placed / 1e9:.2f} | "
@@ -476,10 +473,8 @@ def render(report: dict) -> str:
                 s2 = res.get("ours t=2", {}).get("pct_serial")
                 serial = "—" if s1 is None or s2 is None else f"{s1:.0f}% / {s2:.0f}%"
                 placed = [res.get(k, {}).get("pct_in_place") for k in OURS]
-                placed_text = " / ".join("—" if p is None or p != p else f"{p:.0f}%"
-                                         for p in placed)
-                if all(p is None for p in placed):
-                    placed_text = "—"
+                placed_text = "—" if all(p is None for p in placed) else " / ".join(
+                    "—" if p is None else f"{p:.0f}%" for p in placed)
                 row += f"{pct} | {serial} | {'—' if pm is None else f'{pm:.0f}%'} | "
                 row += f"{placed_text} | "
                 row += f"{'—' if cw is None else f'{cw:.2f}'} |"

@@ -8,6 +8,8 @@ path); afterwards a chunk is a byte range of the file that the compiled reader f
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,25 +104,50 @@ def _open_known(file_id, key: str):
         return None
 
 
-def _open_stack(path: Path, key: str | None):
-    """``(file_id, dataset_id, key)``: the block file and its stack dataset, open through h5py's
-    low-level API. ``key``: the key another block file uses, tried first (listing the file's
-    names costs more); if it names no dataset here, the stack is found by its name. The
-    caller closes the dataset, then the file."""
+@contextmanager
+def _h5py_errors_named(path: Path, what: str) -> Iterator[None]:
+    """h5py's errors inside raise ``BlockFileError`` naming the file and ``what`` failed;
+    the package's own errors pass as they are."""
+    try:
+        yield
+    except SplitDatasetError:
+        raise
+    except _H5PY_ERRORS as error:
+        raise BlockFileError(f"{path}: {what}: {error}") from error
+
+
+class _OpenStack:
+    """A block file and its stack dataset, open through h5py's low-level API: ``close``
+    closes both, the dataset first (HDF5 keeps a file open while an object of it is)."""
+
+    def __init__(self, file_id, dataset_id, key: str) -> None:
+        self.file_id, self.dataset_id, self.key = file_id, dataset_id, key
+
+    def close(self) -> None:
+        try:
+            self.dataset_id.close()
+        finally:
+            self.file_id.close()
+
+
+def _open_stack(path: Path, key: str | None) -> _OpenStack:
+    """The block file and its stack dataset. ``key``: the key another block file uses, tried
+    first (listing the file's names costs more); if it names no dataset here, the stack is
+    found by its name."""
     import h5py
 
     file_id = _open_file(path)
     try:
-        dataset_id = None if key is None else _open_known(file_id, key)
-        if dataset_id is None:
-            key = stack_key(file_id, path)
-            dataset_id = h5py.h5d.open(file_id, key.encode())
-    except BaseException as error:
+        with _h5py_errors_named(path, "cannot read the stack dataset"):
+            dataset_id = None if key is None else _open_known(file_id, key)
+            if dataset_id is None:
+                key = stack_key(file_id, path)
+                dataset_id = h5py.h5d.open(file_id, key.encode())
+    except BaseException:
         file_id.close()
-        if isinstance(error, _H5PY_ERRORS) and not isinstance(error, SplitDatasetError):
-            raise BlockFileError(f"{path}: cannot read the stack dataset: {error}") from error
         raise
-    return file_id, dataset_id, key
+    assert key is not None
+    return _OpenStack(file_id, dataset_id, key)
 
 
 @dataclass(frozen=True)
@@ -138,31 +165,14 @@ def probe_stack(path: Path, key: str | None = None) -> StackSummary:
 
     ``key``: the key another block file uses, tried first.
     """
-    file_id, dataset_id, key = _open_stack(path, key)
+    opened = _open_stack(path, key)
     try:
-        return StackSummary(
-            Path(path), key, tuple(int(s) for s in dataset_id.shape), dataset_id.dtype
-        )
-    except _H5PY_ERRORS as error:
-        raise BlockFileError(f"{path}: cannot read the stack dataset: {error}") from error
+        with _h5py_errors_named(path, "cannot read the stack dataset"):
+            dataset_id = opened.dataset_id
+            shape = tuple(int(s) for s in dataset_id.shape)
+            return StackSummary(Path(path), opened.key, shape, dataset_id.dtype)
     finally:
-        dataset_id.close()
-        file_id.close()
-
-
-class _OpenStack:
-    """A block file open through h5py's low-level API and its stack dataset (an h5py
-    ``Dataset`` on that id): ``close`` closes both, the dataset first (HDF5 keeps a file open
-    while an object of it is)."""
-
-    def __init__(self, file_id, dataset) -> None:
-        self.file_id, self.dataset = file_id, dataset
-
-    def close(self) -> None:
-        try:
-            self.dataset.id.close()
-        finally:
-            self.file_id.close()
+        opened.close()
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,16 +323,12 @@ def read_file_layout(
             stat = os.stat(path)
         except OSError as error:
             raise BlockFileError(f"{path}: cannot open block file: {error}") from error
-    file_id, dataset_id, key = _open_stack(path, key)
-    opened = _OpenStack(file_id, h5py.Dataset(dataset_id))
+    opened = _open_stack(path, key)
     try:
-        fields = _read_stack_layout(opened, Path(path), key, lazy)
-    except BaseException as error:
+        with _h5py_errors_named(path, "cannot read the stack dataset's layout"):
+            fields = _read_stack_layout(opened, h5py.Dataset(opened.dataset_id), Path(path), lazy)
+    except BaseException:
         opened.close()
-        if isinstance(error, _H5PY_ERRORS) and not isinstance(error, SplitDatasetError):
-            raise BlockFileError(
-                f"{path}: cannot read the stack dataset's layout: {error}"
-            ) from error
         raise
     lazy_index = fields.pop("lazy")
     if lazy_index is None or lazy_index.complete:
@@ -331,8 +337,9 @@ def read_file_layout(
     return FileLayout(path=Path(path), file_size=stat.st_size, lazy=lazy_index, **fields)
 
 
-def _read_stack_layout(opened: _OpenStack, path: Path, key: str, lazy: bool) -> dict:
-    dataset = opened.dataset
+def _read_stack_layout(opened: _OpenStack, dataset, path: Path, lazy: bool) -> dict:
+    """``dataset``: an h5py ``Dataset`` on ``opened.dataset_id``."""
+    key = opened.key
     shape = tuple(int(s) for s in dataset.shape)
     dtype = dataset.dtype
     plist = dataset.id.get_create_plist()

@@ -326,19 +326,21 @@ def _read_blocks(
 ) -> None:
     # Bound the files held open at once; each batch is planned and executed on its own.
     files = block_plan.files
-    for run in cache.batches([grid.files[f] for f in files]):
+    paths = [grid.files[f] for f in files]
+    for run in cache.batches(paths):
         batch = block_plan if run == slice(0, len(files)) else replace(block_plan, files=files[run])
-        _read_batch(grid, cache, batch, out, options)
+        _read_batch(grid, cache, batch, paths[run], out, options)
 
 
 def _read_batch(
     grid: BlockGrid,
     cache: FileCache,
     block_plan: BlockPlan,
+    paths: Sequence[Path],
     out: np.ndarray,
     options: ReadOptions,
 ) -> None:
-    paths = [grid.files[f] for f in block_plan.files]
+    """``paths``: those of ``block_plan.files``."""
     with cache.acquire(paths, grid.key) as entries:
         _check_layouts(grid, block_plan.files, entries)
         plan = plan_chunks(

@@ -84,9 +84,9 @@ def test_a_read_waits_between_runs_only_for_files_it_must_open(tmp_path, monkeyp
     peak = [0]
     read_batch = reader._read_batch
 
-    def counting_batch(grid, cache, block_plan, out, options):
+    def counting_batch(grid, cache, block_plan, paths, out, options):
         runs.append(len(block_plan.files))
-        read_batch(grid, cache, block_plan, out, options)
+        read_batch(grid, cache, block_plan, paths, out, options)
         peak[0] = max(peak[0], open_descriptors(folder))
 
     monkeypatch.setattr(reader, "_read_batch", counting_batch)
