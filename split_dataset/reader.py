@@ -286,16 +286,60 @@ def read_plain(
     The same read as ``read_orthogonal``'s, without the steps a plain key does not need:
     after a viewer's pause every Python step costs 3-5x more, and the selection objects,
     the output view and the term-keyed plan lookup cost more than the preads of a raw plane.
+    A frame read before from the same file runs the context kept then, with no other step.
     """
     found = _planner.plain_in_block(key, grid.shape, grid.block_shape, grid.blocks_grid)
     if found is None or active_profile() is not None:
         return None
     linear, local = found
     out = new_output(grid.shape[len(local) :], grid.dtype)
-    options = _options(out, threads, background, False, verify_checksums, None)
-    if out.size:
-        _read_in_block(grid, cache, linear, local, out, options)
+    if not out.size:
+        return out
+    entry = cache.pin(grid.files[linear], grid.key)
+    try:
+        plan = grid.plan_in_block(local, entry.layout.chunk_shape)
+        kept = entry.read_templates.get((id(plan), verify_checksums))
+        if (
+            kept is not None
+            and kept[0] is plan
+            and linear in entry.checked_blocks
+            and _run_kept(kept[1], plan, entry, out, threads, background)
+        ):
+            return out
+        options = _options(out, threads, background, False, verify_checksums, None)
+        _read_in_block(grid, cache, linear, local, out, options, pinned=entry)
+    finally:
+        cache.unpin(entry)
     return out
+
+
+def _run_kept(
+    template: _chunk_reader.ReadContext,
+    plan: ReadPlan,
+    entry: OpenBlockFile,
+    out: np.ndarray,
+    threads: int | None,
+    background: bool,
+) -> bool:
+    """``_run`` of a frame through the context kept for its plan and file, in as few steps as
+    such a read needs (a plane is often one chunk: no threads to work out); False if the
+    template does not fit ``out``."""
+    n_tasks = plan.n_tasks
+    context = template.run_into(
+        out,
+        1 if n_tasks == 1 else min(effective_threads(threads), n_tasks),
+        n_tasks < SMALL_PLAN_TASKS,
+        background,
+        READ_AHEAD,
+        READ_AHEAD_THREAD,
+    )
+    if context is None:
+        return False
+    if context.error_code:
+        raise ChunkReadError(_describe_failure(context, plan, [entry]))
+    if entry.layout.codec == Codec.H5PY:
+        _read_with_h5py(context, plan, [entry])
+    return True
 
 
 def _options(
@@ -356,17 +400,19 @@ def _read_in_block(
     local: tuple[Term, ...] | tuple[int, ...],
     out: np.ndarray,
     options: ReadOptions,
+    pinned: OpenBlockFile | None = None,
 ) -> None:
     """A selection inside one block: its plan depends only on the block-local selection
     (``local``, see ``BlockGrid.plan_in_block``) and the file's chunk shape, so it is
-    planned once for every block."""
-    entry = cache.pin(grid.files[linear], grid.key)
+    planned once for every block. ``pinned``: the block's file, pinned by the caller."""
+    entry = cache.pin(grid.files[linear], grid.key) if pinned is None else pinned
     try:
         _check_layouts(grid, (linear,), [entry])
         plan = grid.plan_in_block(local, entry.layout.chunk_shape)
         _execute(plan, out, [entry], options, reusable_in=(cache, entry))
     finally:
-        cache.unpin(entry)
+        if pinned is None:
+            cache.unpin(entry)
 
 
 def _kept_context(
@@ -412,6 +458,20 @@ def _execute(
             lazy = entry.layout.lazy
             if lazy is not None and not lazy.complete:
                 lazy.ensure(context.chunks_of_file(slot))
+    _run(context, plan, entries, options)
+    if made and reusable_in is not None:
+        cache, entry = reusable_in
+        cache.keep_read_template(entry, template_key, (plan, context.as_template()))
+
+
+def _run(
+    context: _chunk_reader.ReadContext,
+    plan: ReadPlan,
+    entries: list[OpenBlockFile],
+    options: ReadOptions,
+) -> None:
+    """Run a context of ``plan`` on ``entries`` with ``options``; chunks of filters the
+    compiled reader does not decode are then read by h5py."""
     context.background = options.background
     context.decode_only = options.decode_only
     context.read_ahead = READ_AHEAD
@@ -429,9 +489,6 @@ def _execute(
         record_run(profile, context.timings(), run_s, options.threads, faults)
     if context.error_code:
         raise ChunkReadError(_describe_failure(context, plan, entries))
-    if made and reusable_in is not None:
-        cache, entry = reusable_in
-        cache.keep_read_template(entry, template_key, (plan, context.as_template()))
     if any(e.layout.codec == Codec.H5PY for e in entries) and not options.decode_only:
         fallback_started = time.perf_counter()
         _read_with_h5py(context, plan, entries)

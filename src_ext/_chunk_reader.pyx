@@ -764,6 +764,23 @@ cdef class ReadContext:
         """A context of the template's plan and files that fills ``out`` (any strides), or
         None if ``out`` has not the shape and item size of the output the template was made
         for (then make a new ``ReadContext``)."""
+        return self._for_output(out)
+
+    def run_into(self, cnp.ndarray out, int threads, bint awake_only, bint background,
+                 bint read_ahead, bint read_ahead_thread):
+        """``for_output(out)``, these flags set, then ``run``: a kept frame's read in one call
+        (after a viewer's idle pause every call from Python costs microseconds). Returns the
+        context that ran (see its ``error_code``), or None as ``for_output`` does."""
+        cdef ReadContext context = self._for_output(out)
+        if context is None:
+            return None
+        context.background = background
+        context.read_ahead = read_ahead
+        context.read_ahead_thread = read_ahead_thread
+        context._run_all(threads, awake_only)
+        return context
+
+    cdef ReadContext _for_output(self, cnp.ndarray out):
         cdef int a, axis
         if not self.template:
             raise ValueError("for_output needs a template (as_template)")
@@ -909,6 +926,9 @@ cdef class ReadContext:
 
         Returns when all tasks are done or one failed (see ``error_code``).
         """
+        self._run_all(threads, awake_only)
+
+    cdef int _run_all(self, int threads, bint awake_only) except -1:
         if self.template:
             raise ValueError("a template has no output: run a context from for_output")
         if self.read_ahead:
@@ -925,6 +945,7 @@ cdef class ReadContext:
                 self._stop_advisor()  # before the files it advises may close
             if not self.background:
                 sd_foreground_leave()
+        return 0
 
     cdef void _index_files(self) noexcept:
         """Per file, the run of tasks that reads it and the stored bytes they read: what

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from split_dataset import BlockFileError, SplitDataset, file_cache, reader
 from split_dataset._ext._planner import plain_in_block
 from split_dataset.blocks import block_of, blocks_per_axis
+from split_dataset.file_layout import Codec
 from split_dataset.planning import (
     ReadPlan,
     block_local_selection,
@@ -585,3 +586,86 @@ def test_a_known_key_is_opened_without_listing_the_file(tmp_path, monkeypatch):
     for probe in (probe_stack, read_file_layout):
         with pytest.raises(BlockFileError, match="0002.h5.*not a readable HDF5 file"):
             probe(bad, "stack_4D")
+
+
+# --- a frame read again: its kept context, straight away ----------------------------------------
+
+
+@pytest.fixture
+def general_reads(monkeypatch):
+    """The reads that went through ``_read_in_block`` (planning, checking, making or finding a
+    context): the block index of each."""
+    made = []
+    real = reader._read_in_block
+
+    def counting(grid, cache, linear, *args, **kwargs):
+        made.append(linear)
+        return real(grid, cache, linear, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "_read_in_block", counting)
+    return made
+
+
+def test_a_frame_read_again_runs_its_kept_context_and_nothing_else(recording, general_reads):
+    """A viewer's frame read a second time, in the foreground or by prefetch, in any order,
+    runs the context kept from its first read (``_run_kept``) with no other step."""
+    folder, array = recording
+    ds = SplitDataset(folder, threads=2)
+    keys = [(t, z) for t in range(12) for z in range(3)]
+    for key in keys:
+        np.testing.assert_array_equal(ds[key], array[key])
+    assert len(general_reads) == len(keys)
+    for key in keys[::-1]:
+        np.testing.assert_array_equal(ds[key], array[key])
+    for key in keys:
+        np.testing.assert_array_equal(ds.prefetch(key).result(), array[key])
+        np.testing.assert_array_equal(ds[key], array[key])  # the prefetched frame
+    ds.threads = 1
+    for key in keys[5:9]:
+        np.testing.assert_array_equal(ds[key], array[key])
+    assert len(general_reads) == len(keys)
+
+
+def test_a_kept_frame_of_a_filter_only_h5py_decodes_is_right(tmp_path, general_reads):
+    """Chunks with a Fletcher-32 checksum: HDF5 decodes them; a frame read again through its
+    kept context still gets them from h5py."""
+    array = np.random.default_rng(8).integers(0, 60000, (6, 2, 12, 10)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (3, 2, 12, 10), compression="contiguous")
+    for n in range(2):
+        with h5py.File(folder / f"{n:04d}.h5", "w") as handle:
+            handle.create_dataset(
+                "stack_4D", data=array[3 * n : 3 * n + 3], chunks=(1, 1, 6, 10), fletcher32=True
+            )
+    ds = SplitDataset(folder)
+    assert ds.layout(0).codec == Codec.H5PY
+    for _ in range(3):
+        for t in range(6):
+            np.testing.assert_array_equal(ds[t, 1], array[t, 1])
+    assert len(general_reads) == 6
+
+
+def test_a_chunk_corrupted_under_a_kept_checked_context_is_named(tmp_path, general_reads):
+    """A chunk corrupted in place, the file's size and time put back (the cache sees the same
+    file): the frame's kept context, with checksums on, finds the mismatch and names the
+    file."""
+    from split_dataset import ChunkReadError, save_to_split_dataset
+
+    array = np.random.default_rng(4).integers(0, 60000, (4, 2, 32, 32)).astype(np.uint16)
+    save_to_split_dataset(array, tmp_path / "ds", block_size=(2, 2, 32, 32))
+    ds = SplitDataset(tmp_path / "ds", verify_checksums=True)
+    for _ in range(2):
+        np.testing.assert_array_equal(ds[1, 1], array[1, 1])
+    assert general_reads == [0]
+    layout = ds.layout(0)
+    chunk = int(np.ravel_multi_index((1, 1, 0, 0), layout.chunk_grid))
+    path = ds.root / "0000.h5"
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(int(layout.chunk_offset[chunk]) + int(layout.chunk_size[chunk]) - 1)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ChunkReadError, match="0000.h5.*checksum mismatch"):
+        ds[1, 1]
+    assert general_reads == [0]
