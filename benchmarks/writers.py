@@ -38,11 +38,13 @@ def write_pytables(folder: Path, array: np.ndarray, tpf: int, codec: str, fsync:
 
 
 def stream(folder: Path, array: np.ndarray, tpf: int, codec: str, threads: int,
-           durable: bool = True) -> None:
+           durable: bool = True, passes: int = 1) -> None:
+    """Append ``array`` volume by volume, ``passes`` times over (a longer recording)."""
     with SplitDatasetWriter(folder, array.shape[1:], array.dtype, tpf, compression=CODECS[codec],
                             threads=threads, resolution=RESOLUTION, durable=durable) as writer:
-        for volume in array:
-            writer.append(volume)
+        for _ in range(passes):
+            for volume in array:
+                writer.append(volume)
 
 
 def writer_threads(writer: str) -> int | None:
@@ -53,16 +55,21 @@ def writer_threads(writer: str) -> int | None:
     return None
 
 
-def write(writer: str, folder: Path, array: np.ndarray, tpf: int, codec: str) -> None:
+def write(writer: str, folder: Path, array: np.ndarray, tpf: int, codec: str,
+          passes: int = 1) -> None:
     """Write ``array`` to ``folder`` with one of the writers named in the module docstring
-    (``-nosync``: ``durable=False``, no fsync)."""
+    (``-nosync``: ``durable=False``, no fsync); a ``stream`` writer may append it ``passes``
+    times over."""
     durable = not writer.endswith("-nosync")
+    if passes != 1 and not writer.startswith("stream"):
+        raise ValueError(f"only a stream writer appends the data {passes} times, not {writer!r}")
     if writer.startswith("whole"):
         save_to_split_dataset(array, folder, block_size=(tpf,) + array.shape[1:],
                               compression=CODECS[codec], resolution=RESOLUTION,
                               threads=writer_threads(writer), durable=durable)
     elif writer.startswith("stream"):
-        stream(folder, array, tpf, codec, threads=writer_threads(writer), durable=durable)
+        stream(folder, array, tpf, codec, threads=writer_threads(writer), durable=durable,
+               passes=passes)
     elif writer.startswith("pytables"):
         write_pytables(folder, array, tpf, codec, fsync=writer.endswith("fsync"))
     else:
