@@ -104,6 +104,11 @@ class BlockGrid:
         # a quarter of its Python time planning).
         self._plans_in_block: dict[tuple, ReadPlan] = {}
         self._plans_in_block_bytes = 0
+        # ... and checked once: the context first made for such a plan serves the other
+        # block files of the same chunk geometry (``ReadContext.rebound``), so that the first
+        # read of a plane in each file, a viewer playing a recording, costs a copy.
+        self._plan_contexts: dict[tuple[int, bool], tuple[ReadPlan, _chunk_reader.ReadContext]]
+        self._plan_contexts = {}
 
     def plan_in_block(
         self, local: tuple[Term, ...] | tuple[int, ...], chunk_shape: tuple[int, ...]
@@ -128,9 +133,27 @@ class BlockGrid:
                 or self._plans_in_block_bytes > PLANS_IN_BLOCK_BYTES
             ):
                 self._plans_in_block.clear()
+                self._plan_contexts.clear()
                 self._plans_in_block_bytes = plan.nbytes
             self._plans_in_block[key] = plan
         return plan
+
+    def new_context(
+        self, plan: ReadPlan, out: np.ndarray, entries: list[OpenBlockFile], verify: bool
+    ) -> _chunk_reader.ReadContext:
+        """``ReadContext(plan, out, entries, verify)`` for a plan of ``plan_in_block``: the
+        context checked for it on another block file, rebound to these if their chunk
+        geometry is the same."""
+        key = (id(plan), verify)
+        known = self._plan_contexts.get(key)
+        if known is not None and known[0] is plan:
+            context = known[1].rebound(entries, out)
+            if context is not None:
+                return context
+        context = _chunk_reader.ReadContext(plan, out, entries, verify)
+        if known is None or known[0] is not plan:
+            self._plan_contexts[key] = (plan, context.as_template())
+        return context
 
     def plans_kept(self) -> int:
         """How many distinct plans ``plan_in_block`` keeps (a plain key and its terms share
@@ -409,7 +432,7 @@ def _read_in_block(
     try:
         _check_layouts(grid, (linear,), [entry])
         plan = grid.plan_in_block(local, entry.layout.chunk_shape)
-        _execute(plan, out, [entry], options, reusable_in=(cache, entry))
+        _execute(plan, out, [entry], options, reusable_in=(cache, entry), grid=grid)
     finally:
         if pinned is None:
             cache.unpin(entry)
@@ -438,12 +461,14 @@ def _execute(
     entries: list[OpenBlockFile],
     options: ReadOptions,
     reusable_in: tuple[FileCache, OpenBlockFile] | None = None,
+    grid: BlockGrid | None = None,
 ) -> None:
     """Run the plan's tasks on the files ``entries`` (one per plan file, in order).
 
     ``reusable_in``: the cache and entry of the one file of a plan reused for every block
     (``plan_in_block``); the checked plan-on-file context is kept in the file's entry for the
-    next read of that plan.
+    next read of that plan. ``grid``: the dataset's, which makes contexts of such plans
+    (``BlockGrid.new_context``).
     """
     if plan.n_tasks > TEMPLATE_MAX_TASKS:
         reusable_in = None
@@ -453,7 +478,10 @@ def _execute(
         context = _kept_context(reusable_in[1].read_templates, template_key, plan, out)
     made = context is None
     if context is None:
-        context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
+        if grid is None:
+            context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
+        else:
+            context = grid.new_context(plan, out, entries, options.verify_checksums)
         for slot, entry in enumerate(entries):
             lazy = entry.layout.lazy
             if lazy is not None and not lazy.complete:

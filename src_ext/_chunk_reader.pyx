@@ -780,6 +780,34 @@ cdef class ReadContext:
         context._run_all(threads, awake_only)
         return context
 
+    def rebound(self, files, cnp.ndarray out):
+        """A context of the template's plan on other ``files`` that fills ``out``, as
+        ``ReadContext(plan, out, files)`` would make, without checking the plan again: the
+        check depends only on the files' chunk geometry, which must then be the template's
+        (the next block of a recording: same chunk shape, grid and item size). None if a file
+        has another geometry or ``out`` does not fit (then make a new ``ReadContext``)."""
+        cdef FileInfo info
+        cdef int f, a
+        if len(files) != self.n_files:
+            return None
+        cdef ReadContext context = self._for_output(out)
+        if context is None:
+            return None
+        tables = []
+        for f, entry in enumerate(files):
+            memset(&info, 0, sizeof(FileInfo))
+            tables.extend(context._describe_file(&info, entry.fd, entry.layout))
+            if info.typesize != self.files[f].typesize or info.n_chunks != self.files[f].n_chunks:
+                return None
+            for a in range(self.ndim):
+                if (info.chunk_dims[a] != self.files[f].chunk_dims[a]
+                        or info.grid_dims[a] != self.files[f].grid_dims[a]):
+                    return None
+            info.mapped = <const char*><uintptr_t>getattr(entry, "mapped_address", 0)
+            context.files[f] = info
+        context.tables = tables
+        return context
+
     cdef ReadContext _for_output(self, cnp.ndarray out):
         cdef int a, axis
         if not self.template:

@@ -281,27 +281,75 @@ def test_a_frame_read_again_goes_through_its_kept_context(recording):
 
 def test_every_plane_of_a_block_keeps_its_context(tmp_path, monkeypatch):
     """A viewer jumping between the 10 x 20 planes of each block: once each has been read, no
-    read makes a context again (32 kept per file made one on most reads)."""
+    read makes a context again (32 kept per file made one on most reads); and each plane's
+    plan is checked once, on the first file that reads it: the other file gets that context
+    rebound to it."""
     array = np.random.default_rng(6).integers(0, 999, (20, 20, 4, 6)).astype(np.uint16)
     folder = write_split_dataset(tmp_path / "ds", array, (10, 20, 4, 6), (1, 1, 2, 6))
-    made = []
+    made, asked = [], []
     real = reader._chunk_reader.ReadContext
+    real_new_context = reader.BlockGrid.new_context
 
     def counting(*args):
         made.append(args[0])
         return real(*args)
 
+    def counting_new_context(grid, plan, *args):
+        asked.append(plan)
+        return real_new_context(grid, plan, *args)
+
     monkeypatch.setattr(reader._chunk_reader, "ReadContext", counting)
+    monkeypatch.setattr(reader.BlockGrid, "new_context", counting_new_context)
     ds = SplitDataset(folder)
     keys = [(t, z) for t in range(20) for z in range(20)]
     order = np.random.default_rng(2).permutation(len(keys))
     for i in order:
         np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
-    assert len(made) == len(keys)
+    assert len(asked) == len(keys)  # a context per plane and file...
+    assert len(made) == len(keys) // 2  # ...checked once per plane, rebound for the other file
     for i in order[::-1]:
         np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
-    assert len(made) == len(keys)  # every one through its kept context
+    assert len(asked) == len(keys)  # every one through its kept context
     assert ds._cache.templates_kept() == len(keys)
+
+
+def test_a_context_is_rebound_only_to_files_of_its_chunk_geometry(tmp_path):
+    """Blocks whose chunk shape is the same but whose chunk grid is not (a short last block),
+    or whose item size differs, get a context checked for them; a file of the same geometry
+    another file's, with its own descriptor, tables and mapping."""
+    array = np.random.default_rng(9).integers(0, 60000, (10, 3, 8, 6)).astype(np.uint16)
+    folder = write_split_dataset(tmp_path / "ds", array, (4, 3, 8, 6), (1, 1, 4, 6))
+    ds = SplitDataset(folder)
+    grid = ds._grid
+    for block in range(3):
+        ds.layout(block)  # every chunk indexed (a read looks up those it needs first)
+    entries = [ds._cache.pin(path, grid.key) for path in grid.files]
+    try:
+        plan = grid.plan_in_block((1, 2), entries[0].layout.chunk_shape)
+        out = np.empty((8, 6), np.uint16)
+        first = grid.new_context(plan, out, [entries[0]], False)
+        first.run(1)
+        assert first.error_code == 0
+        np.testing.assert_array_equal(out, array[1, 2])
+        template = first.as_template()
+        again = template.rebound([entries[1]], out)  # block 1: 4 time points, same grid
+        again.run(1)
+        assert again.error_code == 0
+        np.testing.assert_array_equal(out, array[5, 2])
+        assert template.rebound([entries[2]], out) is None  # block 2: 2 time points
+        assert template.rebound([entries[1], entries[2]], out) is None  # another file count
+        assert template.rebound([entries[1]], np.empty((8, 5), np.uint16)) is None
+        assert template.rebound([entries[1]], np.empty((8, 6), np.uint32)) is None
+        through_grid = grid.new_context(plan, out, [entries[2]], False)  # checked, not rebound
+        through_grid.run(1)
+        assert through_grid.error_code == 0
+        np.testing.assert_array_equal(out, array[9, 2])
+    finally:
+        for entry in entries:
+            ds._cache.unpin(entry)
+    for t in range(10):
+        for z in range(3):
+            np.testing.assert_array_equal(ds[t, z], array[t, z])
 
 
 def test_the_contexts_kept_are_bounded_least_recently_read_files_first(recording, monkeypatch):
