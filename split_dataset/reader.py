@@ -309,7 +309,8 @@ def read_plain(
     The same read as ``read_orthogonal``'s, without the steps a plain key does not need:
     after a viewer's pause every Python step costs 3-5x more, and the selection objects,
     the output view and the term-keyed plan lookup cost more than the preads of a raw plane.
-    A frame read before from the same file runs the context kept then, with no other step.
+    A frame runs the checked context of its plan kept for its file (``_frame_template``),
+    with no other step.
     """
     found = _planner.plain_in_block(key, grid.shape, grid.block_shape, grid.blocks_grid)
     if found is None or active_profile() is not None:
@@ -321,19 +322,41 @@ def read_plain(
     entry = cache.pin(grid.files[linear], grid.key)
     try:
         plan = grid.plan_in_block(local, entry.layout.chunk_shape)
-        kept = entry.read_templates.get((id(plan), verify_checksums))
-        if (
-            kept is not None
-            and kept[0] is plan
-            and linear in entry.checked_blocks
-            and _run_kept(kept[1], plan, entry, out, threads, background)
-        ):
+        template = _frame_template(grid, cache, linear, entry, plan, out, verify_checksums)
+        if template is not None and _run_kept(template, plan, entry, out, threads, background):
             return out
         options = _options(out, threads, background, False, verify_checksums, None)
         _read_in_block(grid, cache, linear, local, out, options, pinned=entry)
     finally:
         cache.unpin(entry)
     return out
+
+
+def _frame_template(
+    grid: BlockGrid,
+    cache: FileCache,
+    linear: int,
+    entry: OpenBlockFile,
+    plan: ReadPlan,
+    out: np.ndarray,
+    verify: bool,
+) -> _chunk_reader.ReadContext | None:
+    """The checked context of a frame's ``plan`` on block ``linear``'s file (``entry``) to
+    run the frame from: the one kept from an earlier read of it, else one made now
+    (``BlockGrid.new_context``: the plan is checked once per dataset) and kept; None for a
+    plan too large to keep (the general path reads it)."""
+    key = (id(plan), verify)
+    kept = entry.read_templates.get(key)
+    if kept is not None and kept[0] is plan and linear in entry.checked_blocks:
+        return kept[1]
+    if plan.n_tasks > TEMPLATE_MAX_TASKS:
+        return None
+    _check_layouts(grid, (linear,), [entry])
+    context = grid.new_context(plan, out, [entry], verify)
+    _index_chunks_of(context, [entry])
+    template = context.as_template()
+    cache.keep_read_template(entry, key, (plan, template))
+    return template
 
 
 def _run_kept(
@@ -482,14 +505,19 @@ def _execute(
             context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
         else:
             context = grid.new_context(plan, out, entries, options.verify_checksums)
-        for slot, entry in enumerate(entries):
-            lazy = entry.layout.lazy
-            if lazy is not None and not lazy.complete:
-                lazy.ensure(context.chunks_of_file(slot))
+        _index_chunks_of(context, entries)
     _run(context, plan, entries, options)
     if made and reusable_in is not None:
         cache, entry = reusable_in
         cache.keep_read_template(entry, template_key, (plan, context.as_template()))
+
+
+def _index_chunks_of(context: _chunk_reader.ReadContext, entries: list[OpenBlockFile]) -> None:
+    """Look up the chunks a new context will read in the files indexed lazily."""
+    for slot, entry in enumerate(entries):
+        lazy = entry.layout.lazy
+        if lazy is not None and not lazy.complete:
+            lazy.ensure(context.chunks_of_file(slot))
 
 
 def _run(
