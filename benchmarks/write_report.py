@@ -92,18 +92,26 @@ def _rows(results: dict, codecs, tpfs):
             yield codec, tpf, results.setdefault(f"{codec} tpf={tpf}", {})
 
 
+def _timed_writes(writer: str, target: Path, array: np.ndarray, tpf: int, codec: str, reps: int,
+                  passes: int = 1) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of ``reps`` writes of ``array`` to ``target``, each started with no
+    earlier write there and no dirty page in the page cache; the last one is left on disk."""
+    times = []
+    for _ in range(reps):
+        shutil.rmtree(target, ignore_errors=True)
+        writers.settle_page_cache()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        writers.write(writer, target, array, tpf, codec, passes=passes)
+        times.append((time.perf_counter() - t0, time.process_time() - cpu0))
+    return times
+
+
 def measure_writes(array: np.ndarray, codecs, tpfs, reps: int, scratch: Path) -> dict:
     results: dict = {}
     for codec, tpf, row in _rows(results, codecs, tpfs):
         for writer in WRITERS:
             target = scratch / "ds"
-            times = []
-            for _ in range(reps):
-                shutil.rmtree(target, ignore_errors=True)
-                writers.settle_page_cache()
-                cpu0, t0 = time.process_time(), time.perf_counter()
-                writers.write(writer, target, array, tpf, codec)
-                times.append((time.perf_counter() - t0, time.process_time() - cpu0))
+            times = _timed_writes(writer, target, array, tpf, codec, reps)
             written = SplitDataset(target)
             correct = written.shape == array.shape and bool(
                 np.array_equal(written[-1], array[-1]) and np.array_equal(written[0], array[0]))
@@ -151,13 +159,8 @@ def measure_long_streams(array: np.ndarray, codecs, tpfs, reps: int, scratch: Pa
         row["ceiling"] = ceiling
         for writer in LONG_STREAM_WRITERS:
             target = scratch / "ds"
-            times = []
-            for _ in range(reps):
-                shutil.rmtree(target, ignore_errors=True)
-                writers.settle_page_cache()
-                t0 = time.perf_counter()
-                writers.write(writer, target, array, tpf, codec, passes=passes)
-                times.append(time.perf_counter() - t0)
+            times = [wall for wall, _ in _timed_writes(writer, target, array, tpf, codec, reps,
+                                                       passes)]
             written = SplitDataset(target)
             correct = written.shape == (passes * len(array),) + array.shape[1:] and bool(
                 np.array_equal(written[-1], array[-1]) and np.array_equal(written[0], array[0])

@@ -397,6 +397,21 @@ def test_a_kept_context_is_only_a_template(recording):
         ds._cache.unpin(entry)
 
 
+def corrupt_in_place(ds: SplitDataset, chunk_position: tuple[int, ...]) -> None:
+    """Flip the last stored byte of a chunk of block 0, the file's size and times put back:
+    the file cache sees the same file."""
+    layout = ds.layout(0)
+    chunk = int(np.ravel_multi_index(chunk_position, layout.chunk_grid))
+    path = ds.root / "0000.h5"
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(int(layout.chunk_offset[chunk]) + int(layout.chunk_size[chunk]) - 1)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def test_a_context_kept_without_checksums_does_not_serve_a_checked_read(tmp_path):
     """A chunk corrupted in place, the file's size and time put back (the cache sees the same
     file): a read with checksums must check it, though an unchecked context of that plan is
@@ -408,16 +423,7 @@ def test_a_context_kept_without_checksums_does_not_serve_a_checked_read(tmp_path
     ds = SplitDataset(tmp_path / "ds")
     np.testing.assert_array_equal(ds[1, 1], array[1, 1])
     np.testing.assert_array_equal(ds[1, 1], array[1, 1])  # through the kept context
-    layout = ds.layout(0)
-    chunk = int(np.ravel_multi_index((1, 1, 0, 0), layout.chunk_grid))
-    path = ds.root / "0000.h5"
-    stat = path.stat()
-    with open(path, "r+b") as handle:
-        handle.seek(int(layout.chunk_offset[chunk]) + int(layout.chunk_size[chunk]) - 1)
-        last = handle.read(1)
-        handle.seek(-1, os.SEEK_CUR)
-        handle.write(bytes([last[0] ^ 0xFF]))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    corrupt_in_place(ds, (1, 1, 0, 0))
     ds.verify_checksums = True
     with pytest.raises(ChunkReadError, match="0000.h5.*checksum mismatch"):
         ds[1, 1]
@@ -716,16 +722,7 @@ def test_a_chunk_corrupted_under_a_kept_checked_context_is_named(tmp_path, gener
     for _ in range(2):
         np.testing.assert_array_equal(ds[1, 1], array[1, 1])
     assert general_reads == []
-    layout = ds.layout(0)
-    chunk = int(np.ravel_multi_index((1, 1, 0, 0), layout.chunk_grid))
-    path = ds.root / "0000.h5"
-    stat = path.stat()
-    with open(path, "r+b") as handle:
-        handle.seek(int(layout.chunk_offset[chunk]) + int(layout.chunk_size[chunk]) - 1)
-        last = handle.read(1)
-        handle.seek(-1, os.SEEK_CUR)
-        handle.write(bytes([last[0] ^ 0xFF]))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    corrupt_in_place(ds, (1, 1, 0, 0))
     with pytest.raises(ChunkReadError, match="0000.h5.*checksum mismatch"):
         ds[1, 1]
     assert general_reads == []
