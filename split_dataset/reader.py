@@ -109,6 +109,8 @@ class BlockGrid:
         # read of a plane in each file, a viewer playing a recording, costs a copy.
         self._plan_contexts: dict[tuple[int, bool], tuple[ReadPlan, _chunk_reader.ReadContext]]
         self._plan_contexts = {}
+        # the chunk offset of the axes a plain key leaves whole, after its n integers
+        self._whole_axes = [(0,) * (len(shape) - n) for n in range(len(shape) + 1)]
 
     def plan_in_block(
         self, local: tuple[Term, ...] | tuple[int, ...], chunk_shape: tuple[int, ...]
@@ -137,6 +139,18 @@ class BlockGrid:
                 self._plans_in_block_bytes = plan.nbytes
             self._plans_in_block[key] = plan
         return plan
+
+    def plain_plan(
+        self, local: tuple[int, ...], chunk_shape: tuple[int, ...]
+    ) -> tuple[ReadPlan, tuple[int, ...]]:
+        """The plan of a plain key's block-local integers (``_planner.plain_in_block``) made
+        for their place inside their chunk, and the chunk to run it on (per axis, as
+        ``ReadContext.run_into`` takes it): the planes at one place in their chunks share a
+        plan, so one checked context per file serves them all (with chunks of one plane,
+        every plane of a block)."""
+        in_chunk = tuple(index % size for index, size in zip(local, chunk_shape))
+        chunk = tuple(index // size for index, size in zip(local, chunk_shape))
+        return self.plan_in_block(in_chunk, chunk_shape), chunk + self._whole_axes[len(local)]
 
     def new_context(
         self, plan: ReadPlan, out: np.ndarray, entries: list[OpenBlockFile], verify: bool
@@ -321,9 +335,11 @@ def read_plain(
         return out
     entry = cache.pin(grid.files[linear], grid.key)
     try:
-        plan = grid.plan_in_block(local, entry.layout.chunk_shape)
+        plan, chunk = grid.plain_plan(local, entry.layout.chunk_shape)
         template = _frame_template(grid, cache, linear, entry, plan, out, verify_checksums)
-        if template is not None and _run_kept(template, plan, entry, out, threads, background):
+        if template is not None and _run_kept(
+            template, plan, chunk, entry, out, threads, background
+        ):
             return out
         options = _options(out, threads, background, False, verify_checksums, None)
         _read_in_block(grid, cache, linear, local, out, options, pinned=entry)
@@ -352,9 +368,7 @@ def _frame_template(
     if plan.n_tasks > TEMPLATE_MAX_TASKS:
         return None
     _check_layouts(grid, (linear,), [entry])
-    context = grid.new_context(plan, out, [entry], verify)
-    _index_chunks_of(context, [entry])
-    template = context.as_template()
+    template = grid.new_context(plan, out, [entry], verify).as_template()
     cache.keep_read_template(entry, key, (plan, template))
     return template
 
@@ -362,14 +376,19 @@ def _frame_template(
 def _run_kept(
     template: _chunk_reader.ReadContext,
     plan: ReadPlan,
+    chunk: tuple[int, ...],
     entry: OpenBlockFile,
     out: np.ndarray,
     threads: int | None,
     background: bool,
 ) -> bool:
-    """``_run`` of a frame through the context kept for its plan and file, in as few steps as
-    such a read needs (a plane is often one chunk: no threads to work out); False if the
-    template does not fit ``out``."""
+    """``_run`` of a frame through the context kept for its plan and file, on the chunks
+    ``chunk`` further along each axis (``BlockGrid.plain_plan``), in as few steps as such a
+    read needs (a plane is often one chunk: no threads to work out); False if the template
+    does not fit ``out``."""
+    lazy = entry.layout.lazy
+    if lazy is not None and not lazy.complete:
+        lazy.ensure(template.chunks_of_file(0, chunk))
     n_tasks = plan.n_tasks
     context = template.run_into(
         out,
@@ -378,6 +397,7 @@ def _run_kept(
         background,
         READ_AHEAD,
         READ_AHEAD_THREAD,
+        chunk,
     )
     if context is None:
         return False
@@ -505,7 +525,9 @@ def _execute(
             context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
         else:
             context = grid.new_context(plan, out, entries, options.verify_checksums)
-        _index_chunks_of(context, entries)
+    # before every run, a kept context's too: the plain path keeps contexts it runs on other
+    # chunks (``_run_kept``), and looks up only those
+    _index_chunks_of(context, entries)
     _run(context, plan, entries, options)
     if made and reusable_in is not None:
         cache, entry = reusable_in

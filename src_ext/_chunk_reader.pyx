@@ -631,6 +631,10 @@ cdef class ReadContext:
     cdef const int64_t[::1] in_coords
     cdef const int64_t[::1] out_coords
     cdef const int64_t[::1] group_chunk
+    # added to every task's chunk along each axis (``run_into``): one plan serves every plane
+    # at the same place inside its chunk, each run told which chunk it reads
+    cdef int64_t chunk_base[MAX_DIMS]
+    cdef int64_t top_group_chunk[MAX_DIMS]  # the plan's largest chunk along each axis, or -1
     cdef const int64_t[::1] group_start
     cdef const int64_t[::1] group_count
     cdef const uint8_t[::1] group_contiguous
@@ -720,6 +724,7 @@ cdef class ReadContext:
         self._reset(verify_checksums)
 
     cdef void _reset(self, bint verify_checksums) noexcept:
+        memset(self.chunk_base, 0, sizeof(self.chunk_base))
         self.next_task = 0
         self._error_code = 0
         self.error_task = -1
@@ -744,6 +749,7 @@ cdef class ReadContext:
         other.ndim, other.itemsize, other.n_out_axes = self.ndim, self.itemsize, self.n_out_axes
         memcpy(other.out_axis, self.out_axis, sizeof(self.out_axis))
         memcpy(other.out_extent, self.out_extent, sizeof(self.out_extent))
+        memcpy(other.top_group_chunk, self.top_group_chunk, sizeof(self.top_group_chunk))
         other.in_coords, other.out_coords = self.in_coords, self.out_coords
         other.group_chunk, other.group_start = self.group_chunk, self.group_start
         other.group_count, other.group_contiguous = self.group_count, self.group_contiguous
@@ -767,13 +773,18 @@ cdef class ReadContext:
         return self._for_output(out)
 
     def run_into(self, cnp.ndarray out, int threads, bint awake_only, bint background,
-                 bint read_ahead, bint read_ahead_thread):
+                 bint read_ahead, bint read_ahead_thread, chunk_base=None):
         """``for_output(out)``, these flags set, then ``run``: a kept frame's read in one call
         (after a viewer's idle pause every call from Python costs microseconds). Returns the
-        context that ran (see its ``error_code``), or None as ``for_output`` does."""
+        context that ran (see its ``error_code``), or None as ``for_output`` does.
+
+        ``chunk_base``: per axis, chunks to add to every task's (the plan made for a plane's
+        place inside its chunk, run on the chunk the plane is in); checked against every
+        file's chunk grid (``ValueError`` outside it)."""
         cdef ReadContext context = self._for_output(out)
         if context is None:
             return None
+        context._set_chunk_base(chunk_base)
         context.background = background
         context.read_ahead = read_ahead
         context.read_ahead_thread = read_ahead_thread
@@ -908,6 +919,8 @@ cdef class ReadContext:
                     raise ValueError(f"plan: group {g} is marked contiguous but is not")
             in_bounds[g, 0], in_bounds[g, 1] = lowest_in, highest_in
             out_bounds[g, 0], out_bounds[g, 1] = lowest_out, highest_out
+        for a in range(self.ndim):
+            self.top_group_chunk[a] = -1
         for t in range(n_tasks):
             f = self.task_file[t]
             if f < 0 or f >= self.n_files:
@@ -916,6 +929,7 @@ cdef class ReadContext:
                 g = self.task_groups[t, a]
                 if g < 0 or g >= n_groups:
                     raise ValueError(f"plan: task {t} names group {g} of {n_groups}")
+                self.top_group_chunk[a] = max(self.top_group_chunk[a], self.group_chunk[g])
                 if (self.group_chunk[g] >= self.files[f].grid_dims[a]
                         or in_bounds[g, 0] < 0 or in_bounds[g, 1] >= self.files[f].chunk_dims[a]):
                     raise ValueError(f"plan: task {t} reaches outside the chunks along axis {a}")
@@ -933,9 +947,37 @@ cdef class ReadContext:
         """Linear chunk index of a task inside its file (for error messages and fallbacks)."""
         return self._chunk_linear(task, &self.files[self.task_file[task]])
 
-    def chunks_of_file(self, int64_t slot):
-        """Linear indices of the chunks the plan decodes from file ``slot``: exactly the ones
-        the workers will look up (the lazy chunk index fills these in before ``run``)."""
+    cdef int _set_chunk_base(self, object chunk_base) except -1:
+        """Run on the chunks ``chunk_base`` further along each axis (None: 0). Every task's
+        chunk must stay inside every file's chunk grid: checked here, for the workers."""
+        cdef int a
+        cdef Py_ssize_t f
+        cdef int64_t step
+        if chunk_base is None:
+            memset(self.chunk_base, 0, sizeof(self.chunk_base))
+            return 0
+        if len(chunk_base) != self.ndim:
+            raise ValueError(f"chunk_base has {len(chunk_base)} axes, the plan {self.ndim}")
+        for a in range(self.ndim):
+            step = chunk_base[a]
+            if step < 0:
+                raise ValueError(f"chunk_base {tuple(chunk_base)} is negative along axis {a}")
+            for f in range(self.n_files):
+                if self.top_group_chunk[a] >= 0 and self.top_group_chunk[a] + step >= self.files[f].grid_dims[a]:
+                    raise ValueError(
+                        f"chunk_base {tuple(chunk_base)} reaches past the {self.files[f].grid_dims[a]} "
+                        f"chunks of file {f} along axis {a}")
+            self.chunk_base[a] = step
+        return 0
+
+    def chunks_of_file(self, int64_t slot, chunk_base=None):
+        """Linear indices of the chunks the plan decodes from file ``slot`` (with
+        ``chunk_base`` as ``run_into`` takes it): exactly the ones the workers will look up
+        (the lazy chunk index fills these in before ``run``)."""
+        if chunk_base is not None:
+            shifted = self._copy()
+            shifted._set_chunk_base(chunk_base)
+            return shifted.chunks_of_file(slot)
         cdef Py_ssize_t t, n = 0, n_tasks = self.task_file.shape[0]
         for t in range(n_tasks):
             n += self.task_file[t] == slot
@@ -1239,7 +1281,7 @@ cdef class ReadContext:
         cdef int64_t linear = 0
         cdef int a
         for a in range(self.ndim):
-            linear += self.group_chunk[self.task_groups[task, a]] * info.grid_stride[a]
+            linear += (self.group_chunk[self.task_groups[task, a]] + self.chunk_base[a]) * info.grid_stride[a]
         return linear
 
     cdef char* _direct_target(self, int64_t task, FileInfo* info) noexcept nogil:

@@ -143,8 +143,9 @@ def test_playback_reads_every_frame_right(recording):
         for t in range(12):
             np.testing.assert_array_equal(ds[t, z], array[t, z])
             np.testing.assert_array_equal(ds[t, z, 3:17:2, ::-3], array[t, z, 3:17:2, ::-3])
-    # one plan per block-local selection, whatever the block
-    assert ds._grid.plans_kept() == 2 * 3 * 4
+    # one plan per block-local selection, whatever the block; the plain frames' one plan
+    # (their chunks hold one plane: every plane is at the same place in its chunk)
+    assert ds._grid.plans_kept() == 3 * 4 + 1
 
 
 def test_other_selections_between_frames_do_not_disturb_them(recording):
@@ -236,9 +237,10 @@ def test_the_bytes_of_the_plans_kept_are_bounded(recording, monkeypatch):
 
 
 def test_every_plane_of_a_large_block_is_planned_once(tmp_path, monkeypatch):
-    """A viewer jumping between the 10 x 60 planes of a block: each is planned on its first
-    read only (its plan is kept under two spellings; a bound of 256 keys planned most reads
-    of a 10 x 20 block again, a third of a plane's time)."""
+    """A viewer jumping between the 10 x 60 cropped planes of a block: each is planned on its
+    first read only (a bound of 256 keys planned most reads of a 10 x 20 block again, a third
+    of a plane's time); the plain planes share one plan, made for their place in their
+    chunks (one plane each)."""
     array = np.random.default_rng(5).integers(0, 999, (20, 60, 4, 6)).astype(np.uint16)
     folder = write_split_dataset(tmp_path / "ds", array, (10, 60, 4, 6), (1, 1, 4, 6))
     planned = []
@@ -250,9 +252,12 @@ def test_every_plane_of_a_large_block_is_planned_once(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "plan_in_block", counting)
     ds = SplitDataset(folder)
     keys = [(int(t), int(z)) for t in range(20) for z in range(60)]
-    for key in np.random.default_rng(1).permutation(keys * 2):
-        np.testing.assert_array_equal(ds[tuple(key)], array[tuple(key)])
+    for t, z in np.random.default_rng(1).permutation(keys * 2):
+        np.testing.assert_array_equal(ds[t, z, 1:], array[t, z, 1:])
     assert len(planned) == 10 * 60
+    for t, z in np.random.default_rng(2).permutation(keys):
+        np.testing.assert_array_equal(ds[t, z], array[t, z])
+    assert len(planned) == 10 * 60 + 1
 
 
 # --- the checked context kept per file for a reused plan ----------------------------------------
@@ -280,10 +285,11 @@ def test_a_frame_read_again_goes_through_its_kept_context(recording):
 
 
 def test_every_plane_of_a_block_keeps_its_context(tmp_path, monkeypatch):
-    """A viewer jumping between the 10 x 20 planes of each block: once each has been read, no
-    read makes a context again (32 kept per file made one on most reads); and each plane's
-    plan is checked once, on the first file that reads it: the other file gets that context
-    rebound to it."""
+    """A viewer jumping between the 10 x 20 cropped planes of each block: once each has been
+    read, no read makes a context again (32 kept per file made one on most reads); and each
+    plane's plan is checked once, on the first file that reads it: the other file gets that
+    context rebound to it. The plain planes share one plan: one checked context in all, one
+    kept per file."""
     array = np.random.default_rng(6).integers(0, 999, (20, 20, 4, 6)).astype(np.uint16)
     folder = write_split_dataset(tmp_path / "ds", array, (10, 20, 4, 6), (1, 1, 2, 6))
     made, asked = [], []
@@ -301,7 +307,7 @@ def test_every_plane_of_a_block_keeps_its_context(tmp_path, monkeypatch):
     monkeypatch.setattr(reader._chunk_reader, "ReadContext", counting)
     monkeypatch.setattr(reader.BlockGrid, "new_context", counting_new_context)
     ds = SplitDataset(folder)
-    keys = [(t, z) for t in range(20) for z in range(20)]
+    keys = [(t, z, slice(1, None)) for t in range(20) for z in range(20)]
     order = np.random.default_rng(2).permutation(len(keys))
     for i in order:
         np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
@@ -311,6 +317,11 @@ def test_every_plane_of_a_block_keeps_its_context(tmp_path, monkeypatch):
         np.testing.assert_array_equal(ds[keys[i]], array[keys[i]])
     assert len(asked) == len(keys)  # every one through its kept context
     assert ds._cache.templates_kept() == len(keys)
+    for i in order:
+        np.testing.assert_array_equal(ds[keys[i][:2]], array[keys[i][:2]])
+    assert len(asked) == len(keys) + 2  # the plain planes: one context per file...
+    assert len(made) == len(keys) // 2 + 1  # ...one checked, rebound to the other file
+    assert ds._cache.templates_kept() == len(keys) + 2
 
 
 def test_a_context_is_rebound_only_to_files_of_its_chunk_geometry(tmp_path):
@@ -359,7 +370,7 @@ def test_the_contexts_kept_are_bounded_least_recently_read_files_first(recording
     ds = SplitDataset(folder)
     for t in range(12):  # 12 planes per file, 3 files
         for z in range(3):
-            np.testing.assert_array_equal(ds[t, z], array[t, z])
+            np.testing.assert_array_equal(ds[t, z, 1:], array[t, z, 1:])
             assert ds._cache.templates_kept() <= 30
     entries = [ds._cache.pin(path, ds._grid.key) for path in ds._grid.files]
     try:  # the last file read keeps all of its own
@@ -390,9 +401,53 @@ def test_a_kept_context_is_only_a_template(recording):
         with pytest.raises(ValueError, match="read-only"):
             template.for_output(read_only)
         out = np.zeros((20, 16), np.uint16)
+        context = template.run_into(out, 1, False, False, True, True, (1, 2, 0, 0))
+        assert context.error_code == 0
+        np.testing.assert_array_equal(out, array[1, 2])  # the plan of every plane, on (1, 2)
+        entry.layout.lazy.ensure_all()
         context = template.for_output(out)
         context.run(1)
-        np.testing.assert_array_equal(out, array[1, 2])
+        assert context.error_code == 0
+        np.testing.assert_array_equal(out, array[0, 0])  # at no offset: the first chunk's
+    finally:
+        ds._cache.unpin(entry)
+
+
+def test_a_context_kept_by_plain_frames_serves_other_reads_of_its_plan(recording):
+    """The plain path keeps the context of a plane's plan and runs it on the chunk each frame
+    is in, looking up only those chunks in a lazily indexed file; a read by the general path
+    that finds that context for the same plan (the first plane of each chunk, into ``out=``)
+    looks up its own chunks."""
+    folder, array = recording
+    ds = SplitDataset(folder)
+    buffer = np.empty((20, 16), np.uint16)
+    for t in (1, 5, 9):
+        np.testing.assert_array_equal(ds[t, 2], array[t, 2])
+        block_start = t - t % 4
+        assert ds.read((block_start, 0), out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, array[block_start, 0])
+
+
+def test_a_chunk_offset_outside_a_files_grid_is_refused(recording):
+    """The offset a plain plane's plan runs at is checked against the file's chunk grid: a
+    malformed one never reads outside it."""
+    folder, array = recording
+    ds = SplitDataset(folder)
+    ds[1, 2]
+    entry = ds._cache.pin(ds._grid.files[0], ds._grid.key)
+    try:
+        ((_, template),) = entry.read_templates.values()
+        out = np.zeros((20, 16), np.uint16)
+        for chunk in [(4, 0, 0, 0), (0, 3, 0, 0), (0, 0, 1, 0), (-1, 0, 0, 0), (0, 0, 0)]:
+            with pytest.raises(ValueError, match="chunk_base"):
+                template.run_into(out, 1, False, False, True, True, chunk)
+            with pytest.raises(ValueError, match="chunk_base"):
+                template.chunks_of_file(0, chunk)
+        assert not out.any()
+        entry.layout.lazy.ensure_all()
+        context = template.run_into(out, 1, False, False, True, True, (3, 2, 0, 0))
+        assert context.error_code == 0
+        np.testing.assert_array_equal(out, array[3, 2])  # the last chunk of the grid
     finally:
         ds._cache.unpin(entry)
 
@@ -509,14 +564,15 @@ def plain_reads(monkeypatch):
     return made
 
 
+@pytest.mark.parametrize("chunks", [(1, 1, 6, 10), (3, 2, 5, 10), (4, 3, 12, 10)])
 @pytest.mark.parametrize("padding", [None, (2, 0, 0, 0)])
-def test_plain_keys_read_what_numpy_returns(tmp_path, plain_reads, padding):
+def test_plain_keys_read_what_numpy_returns(tmp_path, plain_reads, padding, chunks):
     """Every spelling of a plain key, on blocks of 4 time points (the last block longer with
-    the 0.4.x padding), equals NumPy's result, and went through the plain path."""
+    the 0.4.x padding), equals NumPy's result, and went through the plain path: with chunks
+    of one plane, or of several along time and z (the plan made for a plane's place inside
+    its chunk, run on the chunk it is in; partial chunks at the edges of the grid)."""
     array = np.random.default_rng(5).integers(0, 60000, (14, 3, 12, 10)).astype(np.uint16)
-    folder = write_split_dataset(
-        tmp_path / "ds", array, (4, 3, 12, 10), (1, 1, 6, 10), padding=padding
-    )
+    folder = write_split_dataset(tmp_path / "ds", array, (4, 3, 12, 10), chunks, padding=padding)
     ds = SplitDataset(folder)
     keys = [5, -1, np.int64(13), (np.uint8(2),), (3, 2), (-14, -3), (np.int32(12), np.int64(1))]
     keys += [(t, z) for t in range(14) for z in range(3)] + [(t, 1, 4) for t in (0, 7, 13)]
@@ -663,8 +719,8 @@ def general_reads(monkeypatch):
 def test_a_frame_runs_a_kept_context_and_nothing_else(recording, general_reads, monkeypatch):
     """A viewer's frame, read for the first time or again, in the foreground or by prefetch,
     in any order, runs the checked context kept for its plan and file (``_run_kept``) with no
-    general step: made on its first read (the plan checked on the first file, rebound to the
-    next), run from then on."""
+    general step. Chunks of one plane: every frame has the same plan, a context per file
+    (checked on the first file, rebound to the next), made on the file's first frame."""
     folder, array = recording
     ds = SplitDataset(folder, threads=2)
     made = []
@@ -679,7 +735,7 @@ def test_a_frame_runs_a_kept_context_and_nothing_else(recording, general_reads, 
     for key in keys:
         np.testing.assert_array_equal(ds[key], array[key])
     assert general_reads == []
-    assert len(made) == len(keys) == ds._cache.templates_kept()
+    assert len(made) == 3 == ds._cache.templates_kept()  # one plan: a context per file
     for key in keys[::-1]:
         np.testing.assert_array_equal(ds[key], array[key])
     for key in keys:
@@ -689,7 +745,7 @@ def test_a_frame_runs_a_kept_context_and_nothing_else(recording, general_reads, 
     for key in keys[5:9]:
         np.testing.assert_array_equal(ds[key], array[key])
     assert general_reads == []
-    assert len(made) == len(keys)
+    assert len(made) == 3
 
 
 def test_a_kept_frame_of_a_filter_only_h5py_decodes_is_right(tmp_path, general_reads):
