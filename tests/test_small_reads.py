@@ -9,6 +9,7 @@ when files of one dataset are chunked differently and when other selections come
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -385,13 +386,22 @@ def test_the_contexts_kept_are_bounded_least_recently_read_files_first(recording
             assert ds._cache.templates_kept() <= 30
 
 
-def test_a_kept_context_is_only_a_template(recording):
-    folder, array = recording
-    ds = SplitDataset(folder)
+@contextmanager
+def context_kept_for_block_0(ds: SplitDataset):
+    """After ``ds[1, 2]``: block 0's file (pinned meanwhile) and the one context it keeps."""
     ds[1, 2]
     entry = ds._cache.pin(ds._grid.files[0], ds._grid.key)
     try:
         ((_, template),) = entry.read_templates.values()
+        yield entry, template
+    finally:
+        ds._cache.unpin(entry)
+
+
+def test_a_kept_context_is_only_a_template(recording):
+    folder, array = recording
+    ds = SplitDataset(folder)
+    with context_kept_for_block_0(ds) as (entry, template):
         with pytest.raises(ValueError, match="template has no output"):
             template.run(1)
         assert template.for_output(np.empty((20, 17), np.uint16)) is None  # another shape
@@ -409,8 +419,6 @@ def test_a_kept_context_is_only_a_template(recording):
         context.run(1)
         assert context.error_code == 0
         np.testing.assert_array_equal(out, array[0, 0])  # at no offset: the first chunk's
-    finally:
-        ds._cache.unpin(entry)
 
 
 def test_a_context_kept_by_plain_frames_serves_other_reads_of_its_plan(recording):
@@ -433,10 +441,7 @@ def test_a_chunk_offset_outside_a_files_grid_is_refused(recording):
     malformed one never reads outside it."""
     folder, array = recording
     ds = SplitDataset(folder)
-    ds[1, 2]
-    entry = ds._cache.pin(ds._grid.files[0], ds._grid.key)
-    try:
-        ((_, template),) = entry.read_templates.values()
+    with context_kept_for_block_0(ds) as (entry, template):
         out = np.zeros((20, 16), np.uint16)
         for chunk in [(4, 0, 0, 0), (0, 3, 0, 0), (0, 0, 1, 0), (-1, 0, 0, 0), (0, 0, 0)]:
             with pytest.raises(ValueError, match="chunk_base"):
@@ -448,8 +453,6 @@ def test_a_chunk_offset_outside_a_files_grid_is_refused(recording):
         context = template.run_into(out, 1, False, False, True, True, (3, 2, 0, 0))
         assert context.error_code == 0
         np.testing.assert_array_equal(out, array[3, 2])  # the last chunk of the grid
-    finally:
-        ds._cache.unpin(entry)
 
 
 def corrupt_in_place(ds: SplitDataset, chunk_position: tuple[int, ...]) -> None:
