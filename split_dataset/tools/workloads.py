@@ -349,9 +349,6 @@ def run_workload(
             entry = results[name]
             if cold and files:
                 drop_cache(files)
-            before = getattr(reader, "before_read", None)
-            if before is not None:  # e.g. empty h5py's chunk cache: untimed
-                before()
             cpu0, t0 = time.process_time(), time.perf_counter()
             if workload.kind == "open":
                 got = reader.open_and_read(index)
