@@ -109,8 +109,6 @@ class BlockGrid:
         # read of a plane in each file, a viewer playing a recording, costs a copy.
         self._plan_contexts: dict[tuple[int, bool], tuple[ReadPlan, _chunk_reader.ReadContext]]
         self._plan_contexts = {}
-        # the chunk offset of the axes a plain key leaves whole, after its n integers
-        self._whole_axes = [(0,) * (len(shape) - n) for n in range(len(shape) + 1)]
 
     def plan_in_block(
         self, local: tuple[Term, ...] | tuple[int, ...], chunk_shape: tuple[int, ...]
@@ -150,7 +148,8 @@ class BlockGrid:
         every plane of a block)."""
         in_chunk = tuple(index % size for index, size in zip(local, chunk_shape))
         chunk = tuple(index // size for index, size in zip(local, chunk_shape))
-        return self.plan_in_block(in_chunk, chunk_shape), chunk + self._whole_axes[len(local)]
+        whole_axes = (0,) * (len(chunk_shape) - len(local))
+        return self.plan_in_block(in_chunk, chunk_shape), chunk + whole_axes
 
     def new_context(
         self, plan: ReadPlan, out: np.ndarray, entries: list[OpenBlockFile], verify: bool
@@ -386,9 +385,7 @@ def _run_kept(
     ``chunk`` further along each axis (``BlockGrid.plain_plan``), in as few steps as such a
     read needs (a plane is often one chunk: no threads to work out); False if the template
     does not fit ``out``."""
-    lazy = entry.layout.lazy
-    if lazy is not None and not lazy.complete:
-        lazy.ensure(template.chunks_of_file(0, chunk))
+    _index_chunks_of(template, [entry], chunk)
     n_tasks = plan.n_tasks
     context = template.run_into(
         out,
@@ -475,20 +472,18 @@ def _read_in_block(
     try:
         _check_layouts(grid, (linear,), [entry])
         plan = grid.plan_in_block(local, entry.layout.chunk_shape)
-        _execute(plan, out, [entry], options, reusable_in=(cache, entry), grid=grid)
+        template = _frame_template(grid, cache, linear, entry, plan, out, options.verify_checksums)
+        context = None if template is None else template.for_output(out)
+        if context is None:
+            _execute(plan, out, [entry], options, grid=grid)
+        else:
+            # a kept context's chunks too: the plain path runs the contexts it keeps on other
+            # chunks (``_run_kept``), and looks up only those
+            _index_chunks_of(context, [entry])
+            _run(context, plan, [entry], options)
     finally:
         if pinned is None:
             cache.unpin(entry)
-
-
-def _kept_context(
-    templates: dict, key: tuple[int, bool], plan: ReadPlan, out: np.ndarray
-) -> _chunk_reader.ReadContext | None:
-    """A context copied from the template kept for ``plan`` that fills ``out``, or None."""
-    known = templates.get(key)
-    if known is None or known[0] is not plan:  # the id of a plan still held is that plan's
-        return None
-    return known[1].for_output(out)
 
 
 def _check_layouts(grid: BlockGrid, files: Sequence[int], entries: list[OpenBlockFile]) -> None:
@@ -503,43 +498,30 @@ def _execute(
     out: np.ndarray,
     entries: list[OpenBlockFile],
     options: ReadOptions,
-    reusable_in: tuple[FileCache, OpenBlockFile] | None = None,
     grid: BlockGrid | None = None,
 ) -> None:
-    """Run the plan's tasks on the files ``entries`` (one per plan file, in order).
-
-    ``reusable_in``: the cache and entry of the one file of a plan reused for every block
-    (``plan_in_block``); the checked plan-on-file context is kept in the file's entry for the
-    next read of that plan. ``grid``: the dataset's, which makes contexts of such plans
-    (``BlockGrid.new_context``).
-    """
-    if plan.n_tasks > TEMPLATE_MAX_TASKS:
-        reusable_in = None
-    template_key = (id(plan), options.verify_checksums)
-    context = None
-    if reusable_in is not None:
-        context = _kept_context(reusable_in[1].read_templates, template_key, plan, out)
-    made = context is None
-    if context is None:
-        if grid is None:
-            context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
-        else:
-            context = grid.new_context(plan, out, entries, options.verify_checksums)
-    # before every run, a kept context's too: the plain path keeps contexts it runs on other
-    # chunks (``_run_kept``), and looks up only those
+    """Run the plan's tasks on the files ``entries`` (one per plan file, in order) through a
+    new context. ``grid``: the dataset's, for a plan of ``plan_in_block``, whose context it
+    makes (``BlockGrid.new_context``: checked once, rebound to the other blocks' files)."""
+    if grid is None:
+        context = _chunk_reader.ReadContext(plan, out, entries, options.verify_checksums)
+    else:
+        context = grid.new_context(plan, out, entries, options.verify_checksums)
     _index_chunks_of(context, entries)
     _run(context, plan, entries, options)
-    if made and reusable_in is not None:
-        cache, entry = reusable_in
-        cache.keep_read_template(entry, template_key, (plan, context.as_template()))
 
 
-def _index_chunks_of(context: _chunk_reader.ReadContext, entries: list[OpenBlockFile]) -> None:
-    """Look up the chunks a new context will read in the files indexed lazily."""
+def _index_chunks_of(
+    context: _chunk_reader.ReadContext,
+    entries: list[OpenBlockFile],
+    chunk: tuple[int, ...] | None = None,
+) -> None:
+    """Look up, in the files indexed lazily, the chunks ``context`` reads (run on ``chunk``,
+    as ``ReadContext.run_into`` takes it); before every run."""
     for slot, entry in enumerate(entries):
         lazy = entry.layout.lazy
         if lazy is not None and not lazy.complete:
-            lazy.ensure(context.chunks_of_file(slot))
+            lazy.ensure(context.chunks_of_file(slot, chunk))
 
 
 def _run(

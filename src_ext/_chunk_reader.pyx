@@ -952,9 +952,8 @@ cdef class ReadContext:
         chunk must stay inside every file's chunk grid: checked here, for the workers."""
         cdef int a
         cdef Py_ssize_t f
-        cdef int64_t step
-        if chunk_base is None:
-            memset(self.chunk_base, 0, sizeof(self.chunk_base))
+        cdef int64_t step, grid
+        if chunk_base is None:  # a context starts at 0 (``_reset``)
             return 0
         if len(chunk_base) != self.ndim:
             raise ValueError(f"chunk_base has {len(chunk_base)} axes, the plan {self.ndim}")
@@ -963,10 +962,10 @@ cdef class ReadContext:
             if step < 0:
                 raise ValueError(f"chunk_base {tuple(chunk_base)} is negative along axis {a}")
             for f in range(self.n_files):
-                if self.top_group_chunk[a] >= 0 and self.top_group_chunk[a] + step >= self.files[f].grid_dims[a]:
-                    raise ValueError(
-                        f"chunk_base {tuple(chunk_base)} reaches past the {self.files[f].grid_dims[a]} "
-                        f"chunks of file {f} along axis {a}")
+                grid = self.files[f].grid_dims[a]
+                if self.top_group_chunk[a] >= 0 and self.top_group_chunk[a] + step >= grid:
+                    raise ValueError(f"chunk_base {tuple(chunk_base)} reaches past the {grid} "
+                                     f"chunks of file {f} along axis {a}")
             self.chunk_base[a] = step
         return 0
 
@@ -1281,7 +1280,8 @@ cdef class ReadContext:
         cdef int64_t linear = 0
         cdef int a
         for a in range(self.ndim):
-            linear += (self.group_chunk[self.task_groups[task, a]] + self.chunk_base[a]) * info.grid_stride[a]
+            linear += ((self.group_chunk[self.task_groups[task, a]] + self.chunk_base[a])
+                       * info.grid_stride[a])
         return linear
 
     cdef char* _direct_target(self, int64_t task, FileInfo* info) noexcept nogil:
