@@ -611,6 +611,64 @@ cdef struct FileInfo:
     const char* mapped  # the whole file mapped read-only (``map_file``), or NULL
 
 
+cdef class FileDescription:
+    """A file layout as the workers read it (its ``FileInfo`` but the descriptor and the
+    mapping), checked once: a block file keeps one (``OpenBlockFile.description``), so a read
+    across 100 files copies 100 of them instead of describing every file again (2.5 us each).
+    The chunk tables are the layout's own arrays, filled in place by a lazy index."""
+
+    cdef FileInfo info
+    cdef int ndim
+    cdef readonly object layout
+    cdef list tables  # kept alive: ``info`` points into them
+
+    def __init__(self, layout):
+        cdef int a
+        cdef object crc = layout.chunk_crc
+        tables = [layout.chunk_offset, layout.chunk_size, layout.chunk_mask]
+        if crc is not None:
+            tables.append(crc)
+        for array in tables:
+            if array.dtype != np.int64 or not array.flags.c_contiguous:
+                raise ValueError("chunk tables must be contiguous int64 arrays")
+            if array.shape[0] != tables[0].shape[0]:
+                raise ValueError("chunk tables differ in length")
+        chunk_shape, chunk_grid = layout.chunk_shape, layout.chunk_grid
+        if len(chunk_shape) != len(chunk_grid) or len(chunk_shape) > MAX_DIMS:
+            raise ValueError(f"{layout.path}: chunk shape {chunk_shape} and grid {chunk_grid}")
+        memset(&self.info, 0, sizeof(FileInfo))
+        self.layout, self.tables, self.ndim = layout, tables, len(chunk_shape)
+        info = &self.info
+        info.fd = -1
+        info.codec = int(layout.codec)
+        info.typesize = layout.dtype.itemsize
+        info.virtual_chunks = layout.contiguous
+        info.chunk_offset = <const int64_t*>cnp.PyArray_DATA(tables[0])
+        info.chunk_size = <const int64_t*>cnp.PyArray_DATA(tables[1])
+        info.chunk_mask = <const int64_t*>cnp.PyArray_DATA(tables[2])
+        info.chunk_crc = NULL if crc is None else <const int64_t*>cnp.PyArray_DATA(tables[3])
+        info.n_chunks = tables[0].shape[0]
+        info.file_size = layout.file_size
+        info.chunk_nbytes = info.typesize
+        expected_chunks = 1
+        for a in range(self.ndim):
+            if chunk_shape[a] < 1 or chunk_grid[a] < 1:
+                raise ValueError(f"{layout.path}: empty chunk shape {chunk_shape} or grid {chunk_grid}")
+            info.chunk_dims[a] = chunk_shape[a]
+            info.grid_dims[a] = chunk_grid[a]
+            info.chunk_nbytes *= chunk_shape[a]
+            expected_chunks *= chunk_grid[a]
+        if expected_chunks != info.n_chunks:
+            raise ValueError(f"{layout.path}: {info.n_chunks} chunk entries for a grid {chunk_grid}")
+        for a in range(self.ndim - 1, -1, -1):
+            if a == self.ndim - 1:
+                info.grid_stride[a] = 1
+                info.chunk_stride[a] = info.typesize
+            else:
+                info.grid_stride[a] = info.grid_stride[a + 1] * chunk_grid[a + 1]
+                info.chunk_stride[a] = info.chunk_stride[a + 1] * chunk_shape[a + 1]
+
+
 cdef struct DecodeCall:  # the arguments of ReadContext._decode, for sd_call_guarded
     void* context
     FileInfo* info
@@ -714,11 +772,7 @@ cdef class ReadContext:
         self.files = <FileInfo*>calloc(max(self.n_files, 1), sizeof(FileInfo))
         if self.files == NULL:
             raise MemoryError()
-        tables = []
-        for f, entry in enumerate(files):
-            tables.extend(self._describe_file(&self.files[f], entry.fd, entry.layout))
-            self.files[f].mapped = <const char*><uintptr_t>getattr(entry, "mapped_address", 0)
-        self.tables = tables
+        self.tables = [self._describe_file(&self.files[f], entry) for f, entry in enumerate(files)]
         self.out_array = out
         self._check_plan()
         self._reset(verify_checksums)
@@ -806,15 +860,13 @@ cdef class ReadContext:
             return None
         tables = []
         for f, entry in enumerate(files):
-            memset(&info, 0, sizeof(FileInfo))
-            tables.extend(context._describe_file(&info, entry.fd, entry.layout))
+            tables.append(context._describe_file(&info, entry))
             if info.typesize != self.files[f].typesize or info.n_chunks != self.files[f].n_chunks:
                 return None
             for a in range(self.ndim):
                 if (info.chunk_dims[a] != self.files[f].chunk_dims[a]
                         or info.grid_dims[a] != self.files[f].grid_dims[a]):
                     return None
-            info.mapped = <const char*><uintptr_t>getattr(entry, "mapped_address", 0)
             context.files[f] = info
         context.tables = tables
         return context
@@ -839,51 +891,22 @@ cdef class ReadContext:
         context.out_array = out
         return context
 
-    cdef list _describe_file(self, FileInfo* info, int fd, layout):
-        cdef int a
-        cdef object crc = layout.chunk_crc
-        tables = [layout.chunk_offset, layout.chunk_size, layout.chunk_mask]
-        if crc is not None:
-            tables.append(crc)
-        for array in tables:
-            if array.dtype != np.int64 or not array.flags.c_contiguous:
-                raise ValueError("chunk tables must be contiguous int64 arrays")
-            if array.shape[0] != tables[0].shape[0]:
-                raise ValueError("chunk tables differ in length")
-        chunk_shape, chunk_grid = layout.chunk_shape, layout.chunk_grid
-        if len(chunk_shape) != self.ndim or len(chunk_grid) != self.ndim:
-            raise ValueError(f"{layout.path}: chunks are {len(chunk_shape)}-d, the plan {self.ndim}-d")
-        info.fd = fd
-        info.codec = int(layout.codec)
-        info.typesize = layout.dtype.itemsize
-        if info.typesize != self.itemsize:
-            raise ValueError(f"{layout.path}: items of {info.typesize} bytes, out has {self.itemsize}")
-        info.virtual_chunks = layout.contiguous
-        info.chunk_offset = <const int64_t*>cnp.PyArray_DATA(tables[0])
-        info.chunk_size = <const int64_t*>cnp.PyArray_DATA(tables[1])
-        info.chunk_mask = <const int64_t*>cnp.PyArray_DATA(tables[2])
-        info.chunk_crc = NULL if crc is None else <const int64_t*>cnp.PyArray_DATA(tables[3])
-        info.n_chunks = tables[0].shape[0]
-        info.file_size = layout.file_size
-        info.chunk_nbytes = self.itemsize
-        expected_chunks = 1
-        for a in range(self.ndim):
-            if chunk_shape[a] < 1 or chunk_grid[a] < 1:
-                raise ValueError(f"{layout.path}: empty chunk shape {chunk_shape} or grid {chunk_grid}")
-            info.chunk_dims[a] = chunk_shape[a]
-            info.grid_dims[a] = chunk_grid[a]
-            info.chunk_nbytes *= chunk_shape[a]
-            expected_chunks *= chunk_grid[a]
-        if expected_chunks != info.n_chunks:
-            raise ValueError(f"{layout.path}: {info.n_chunks} chunk entries for a grid {chunk_grid}")
-        for a in range(self.ndim - 1, -1, -1):
-            if a == self.ndim - 1:
-                info.grid_stride[a] = 1
-                info.chunk_stride[a] = self.itemsize
-            else:
-                info.grid_stride[a] = info.grid_stride[a + 1] * chunk_grid[a + 1]
-                info.chunk_stride[a] = info.chunk_stride[a + 1] * chunk_shape[a + 1]
-        return tables
+    cdef FileDescription _describe_file(self, FileInfo* info, entry):
+        """Fill ``info`` for a plan file: the description the entry keeps (a block file's,
+        made once), or a new one; checked against this plan's axes and item size."""
+        cdef FileDescription description = getattr(entry, "description", None)
+        if description is None:
+            description = FileDescription(entry.layout)
+        if description.ndim != self.ndim:
+            raise ValueError(f"{description.layout.path}: chunks are {description.ndim}-d, "
+                             f"the plan {self.ndim}-d")
+        if description.info.typesize != self.itemsize:
+            raise ValueError(f"{description.layout.path}: items of {description.info.typesize} "
+                             f"bytes, out has {self.itemsize}")
+        info[0] = description.info
+        info.fd = entry.fd
+        info.mapped = <const char*><uintptr_t>getattr(entry, "mapped_address", 0)
+        return description
 
     cdef _check_plan(self):
         """Every index the workers will follow stays inside the plan's tables, the chunks and
@@ -968,6 +991,32 @@ cdef class ReadContext:
                                      f"chunks of file {f} along axis {a}")
             self.chunk_base[a] = step
         return 0
+
+    def files_to_index(self, chunk_base=None):
+        """The file slots with a chunk the plan reads (with ``chunk_base`` as ``run_into``
+        takes it) that a lazy index has not looked up yet: one pass over the tasks, so a
+        read of files indexed already asks no file for its chunks."""
+        if chunk_base is not None:
+            shifted = self._copy()
+            shifted._set_chunk_base(chunk_base)
+            return shifted.files_to_index()
+        cdef Py_ssize_t t, n_tasks = self.task_file.shape[0]
+        cdef int64_t slot, linear
+        cdef FileInfo* info
+        slots = []
+        cdef int64_t last_added = -1
+        for t in range(n_tasks):
+            slot = self.task_file[t]
+            if slot == last_added:
+                continue
+            info = &self.files[slot]
+            linear = self._chunk_linear(t, info)
+            # a chunk outside the grid is the run's to report (CHUNK_OUTSIDE_GRID)
+            if 0 <= linear < info.n_chunks and info.chunk_offset[linear] < OFFSET_UNWRITTEN:
+                if slot not in slots:
+                    slots.append(slot)
+                last_added = slot
+        return slots
 
     def chunks_of_file(self, int64_t slot, chunk_base=None):
         """Linear indices of the chunks the plan decodes from file ``slot`` (with

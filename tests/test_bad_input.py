@@ -149,6 +149,39 @@ def test_file_replaced_on_disk_is_reindexed(folder, array):
     np.testing.assert_array_equal(ds[2:4], array[2:4] + 1)
 
 
+def test_a_file_deleted_under_a_read_across_files_is_named_and_nothing_stays_pinned(
+    folder, array
+):
+    """The files of a read are pinned together (``FileCache.pin_all``): one replaced by a
+    file that is not HDF5, or gone, since the last read fails the read with its name, and
+    the others, pinned by then, are released."""
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[:, 1], array[:, 1])
+    (folder / "0001.h5").write_bytes(b"not an HDF5 file")
+    with pytest.raises(BlockFileError, match=r"0001\.h5"):
+        ds[:, 1]
+    assert all(entry.pins == 0 for entry in ds._cache._entries.values())
+    (folder / "0001.h5").unlink()
+    with pytest.raises(BlockFileError, match=r"0001\.h5: block file is missing"):
+        ds[:, 1]
+    assert all(entry.pins == 0 for entry in ds._cache._entries.values())
+    np.testing.assert_array_equal(ds[4:], array[4:])  # the files left read as before
+
+
+def test_a_file_replaced_among_open_ones_is_read_as_it_is_now(folder, array):
+    """A read across files open already: the one replaced since is opened again, in its
+    place among the others."""
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[:, 2, 3], array[:, 2, 3])
+    replacement = folder.parent / "other"
+    write_split_dataset(replacement, array * 3, (2, 4, 20, 16), (1, 1, 10, 16), "blosc")
+    os.replace(replacement / "0001.h5", folder / "0001.h5")
+    expected = array[:, 2, 3].copy()
+    expected[2:4] *= 3
+    np.testing.assert_array_equal(ds[:, 2, 3], expected)
+    assert all(entry.pins == 0 for entry in ds._cache._entries.values())
+
+
 def test_corrupt_chunk_names_file_and_chunk(folder):
     ds = SplitDataset(folder)
     layout = ds.layout(1)

@@ -131,3 +131,52 @@ def test_a_frame_whose_chunks_are_known_looks_nothing_up_and_a_new_one_does(many
     assert len(looked_up) == 1
     np.testing.assert_array_equal(ds[7, 3, 3:5], array[7, 3, 3:5])  # that one and the next
     assert len(looked_up) == 2 and not lazy.complete
+
+
+def test_only_files_with_chunks_not_looked_up_are_asked(many_chunks):
+    """A read across files asks a lazily indexed file for its chunks only while one of the
+    chunks it reads there is unknown (``ReadContext.files_to_index``), and never misses one:
+    values equal NumPy's on every read."""
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[8, 1], array[8, 1])  # file 1 opened and partly indexed
+    asked = []
+    for block in (0, 1):
+        lazy = _entry(ds, block).layout.lazy
+        real_ensure = lazy.ensure
+        lazy.ensure = lambda chunks, block=block, real=real_ensure: (
+            asked.append(block),
+            real(chunks),
+        )
+    np.testing.assert_array_equal(ds[:, 2, :3], array[:, 2, :3])  # both files, first chunks
+    assert sorted(asked) == [0, 1]
+    asked.clear()
+    np.testing.assert_array_equal(ds[::-1, 2, 1:4], array[::-1, 2, 1:4])  # the same chunks
+    assert asked == []
+    np.testing.assert_array_equal(ds[3:9, 2, 5], array[3:9, 2, 5])  # second chunks
+    assert sorted(asked) == [0, 1]
+    asked.clear()
+    np.testing.assert_array_equal(ds[8, 1], array[8, 1])  # file 1's known plane
+    np.testing.assert_array_equal(ds[1, 1, 2:6], array[1, 1, 2:6])  # file 0: new chunks
+    assert asked == [0]
+
+
+def test_files_to_index_follows_the_chunk_offset(many_chunks):
+    """A plan run on another chunk (``chunk_base``) reports the files where that chunk is
+    not looked up yet, not those of the plan's own chunk."""
+    from split_dataset._ext._chunk_reader import ReadContext
+    from split_dataset.planning import IntTerm, SliceTerm, plan_in_block
+
+    folder, array = many_chunks
+    ds = SplitDataset(folder)
+    np.testing.assert_array_equal(ds[0, 0, :4], array[0, 0, :4])  # chunk (0, 0, 0, 0) of file 0
+    entry = _entry(ds, 0)
+    terms = (IntTerm(0), IntTerm(0), SliceTerm(0, 1, 4), SliceTerm(0, 1, 16))
+    plan = plan_in_block(terms, (1, 1, 4, 16))
+    out = np.empty((4, 16), np.uint16)
+    context = ReadContext(plan, out, [entry])
+    assert context.files_to_index() == []
+    assert context.files_to_index((0, 0, 1, 0)) == [0]  # rows 4-7: not looked up
+    assert context.files_to_index((5, 3, 1, 0)) == [0]
+    entry.layout.lazy.ensure(context.chunks_of_file(0, (0, 0, 1, 0)))
+    assert context.files_to_index((0, 0, 1, 0)) == []

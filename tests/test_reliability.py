@@ -218,6 +218,39 @@ def test_malformed_plans_are_refused_before_any_worker_runs(blosc_copy, tmp_path
     assert len(lines) == 7 and all("refused" in line for line in lines), result.stdout
 
 
+def test_malformed_layouts_and_mismatched_plans_are_refused_by_name(blosc_copy):
+    """A block file's layout is described for the workers once (``FileDescription``, kept by
+    the open file): a layout whose tables contradict its grid is refused naming the file, and
+    so is a context whose plan has other axes or another item size than the kept one."""
+    from dataclasses import replace
+
+    from split_dataset.planning import IntTerm, SliceTerm, plan_in_block
+
+    folder, _ = blosc_copy
+    ds = SplitDataset(folder)
+    ds[0, 0]
+    with ds._cache.acquire([ds._grid.files[0]], ds.data_key) as (entry,):
+        layout = entry.layout
+        assert entry.description.layout is layout
+        short = layout.chunk_offset[:-1].copy()
+        for broken, message in [
+            (replace(layout, chunk_offset=short), "chunk tables differ in length"),
+            (replace(layout, chunk_offset=layout.chunk_offset.astype(np.int32)), "int64"),
+            (replace(layout, chunk_grid=(1,) * len(layout.chunk_grid)), "0000.h5: .* entries"),
+            (replace(layout, chunk_shape=layout.chunk_shape[1:]), "0000.h5: chunk shape"),
+        ]:
+            with pytest.raises(ValueError, match=message):
+                _chunk_reader.FileDescription(broken)
+        terms = (IntTerm(0),) * (len(layout.chunk_shape) - 1) + (SliceTerm(0, 1, 2),)
+        plan = plan_in_block(terms, layout.chunk_shape)
+        _chunk_reader.ReadContext(plan, np.empty(2, ds.dtype), [entry])  # the plan fits
+        with pytest.raises(ValueError, match="0000.h5: items of 2 bytes, out has 4"):
+            _chunk_reader.ReadContext(plan, np.empty(2, np.uint32), [entry])
+        other_axes = plan_in_block(terms[1:], layout.chunk_shape[1:])
+        with pytest.raises(ValueError, match="0000.h5: chunks are 4-d, the plan 3-d"):
+            _chunk_reader.ReadContext(other_axes, np.empty(2, ds.dtype), [entry])
+
+
 def test_stored_sizes_beyond_the_file_are_refused_before_memory_grows(blosc_copy):
     folder, _ = blosc_copy
     ds = SplitDataset(folder)
