@@ -60,7 +60,7 @@ def test_every_workload_fits_any_shape(shape):
     T, ndim = shape[0], len(shape)
     expected = {"plane", "full", "open"}
     expected |= {"volume", "zcol"} if ndim >= 4 else set()
-    expected |= {"roi"} if ndim >= 2 else set()
+    expected |= {"roi", "trace"} if ndim >= 2 else set()
     expected |= {"stride"} if T >= 4 else set()
     expected |= {"fancy"} if T >= 2 else set()
     assert set(workloads) == expected
@@ -91,6 +91,7 @@ def test_the_4d_workloads_are_the_ones_the_reports_show():
         "volume": "ds[t]",
         "zcol": "ds[:, z]",
         "roi": "ds[:, z0:z0+2, y0:y0+64, x0:x0+64]",
+        "trace": "ds[:, z, y, x]",
         "stride": "ds[s::5]",
         "fancy": "ds[[10 unsorted t]]",
         "full": "ds[:]",

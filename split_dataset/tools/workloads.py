@@ -150,8 +150,9 @@ def make_workloads(
 
     Any shape of one axis or more: ``plane`` is an integer on time and every axis before the
     last two (``ds[t, z]``; ``ds[t]`` for 3-D and 2-D data), ``volume`` (``ds[t]``) and
-    ``zcol`` (``ds[:, z]``) exist from 4-D on, ``roi`` from 2-D, ``stride`` and ``fancy`` when
-    there are time points to pick from. An empty array has no workload.
+    ``zcol`` (``ds[:, z]``) exist from 4-D on, ``roi`` and ``trace`` (one pixel over time)
+    from 2-D, ``stride`` and ``fancy`` when there are time points to pick from. An empty
+    array has no workload.
     """
     shape = tuple(int(s) for s in shape)
     if not shape or 0 in shape:
@@ -205,6 +206,18 @@ def make_workloads(
             rois.append((slice(None),) + tuple(slice(a, a + d) for a, d in zip(starts, spans)))
         region = ", ".join(f"{a}0:{a}0+{d}" for a, d in zip(label[1:], spans))
         w["roi"] = Workload("roi", f"ds[:, {region}]", "throughput", rois[-1], rois[:-1])
+
+    if ndim >= 2:
+        # trace: one pixel over all time (the trace of a cell, as analysis plots it), rotating
+        # its place; through every block file of a recording of one time point per file
+        pixels = [tuple(int(rng.integers(0, s)) for s in shape[1:]) for _ in range(reps + 1)]
+        w["trace"] = Workload(
+            "trace",
+            f"ds[:, {', '.join(label[1:])}]",
+            "throughput",
+            (slice(None),) + pixels[-1],
+            [(slice(None),) + p for p in pixels[:-1]],
+        )
 
     # stride: every 5th time point (fewer with fewer than 10), rotating the start
     step = 5 if T >= 10 else T // 2
