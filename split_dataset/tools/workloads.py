@@ -189,13 +189,7 @@ def make_workloads(
 
         # zcol: one plane across all time, rotating z
         zs = _index_tuples(np.resize(rng.permutation(int(np.prod(middle))), reps + 1), middle)
-        w["zcol"] = Workload(
-            "zcol",
-            f"ds[:, {', '.join(label[1:lead])}]",
-            "throughput",
-            (slice(None),) + zs[-1],
-            [(slice(None),) + z for z in zs[:-1]],
-        )
+        w["zcol"] = _over_all_time("zcol", f"ds[:, {', '.join(label[1:lead])}]", zs)
 
     if ndim >= 2:
         # roi: a small region over all time (2 planes of z, 1/8 of y and x), rotating its place
@@ -207,17 +201,10 @@ def make_workloads(
         region = ", ".join(f"{a}0:{a}0+{d}" for a, d in zip(label[1:], spans))
         w["roi"] = Workload("roi", f"ds[:, {region}]", "throughput", rois[-1], rois[:-1])
 
-    if ndim >= 2:
         # trace: one pixel over all time (the trace of a cell, as analysis plots it), rotating
         # its place; through every block file of a recording of one time point per file
         pixels = [tuple(int(rng.integers(0, s)) for s in shape[1:]) for _ in range(reps + 1)]
-        w["trace"] = Workload(
-            "trace",
-            f"ds[:, {', '.join(label[1:])}]",
-            "throughput",
-            (slice(None),) + pixels[-1],
-            [(slice(None),) + p for p in pixels[:-1]],
-        )
+        w["trace"] = _over_all_time("trace", f"ds[:, {', '.join(label[1:])}]", pixels)
 
     # stride: every 5th time point (fewer with fewer than 10), rotating the start
     step = 5 if T >= 10 else T // 2
@@ -253,6 +240,12 @@ def make_workloads(
         "open", f"open + ds[{', '.join('0' * lead)}]", "open", first, [first] * reps
     )
     return w
+
+
+def _over_all_time(name: str, label: str, places: list[tuple[int, ...]]) -> Workload:
+    """``ds[:, *place]`` for each place in turn, the last one the check."""
+    selections = [(slice(None),) + tuple(place) for place in places]
+    return Workload(name, label, "throughput", selections[-1], selections[:-1])
 
 
 # --- page cache ------------------------------------------------------------------------------
