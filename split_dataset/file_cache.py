@@ -97,6 +97,7 @@ class OpenBlockFile:
         # (id(plan), verify_checksums) -> (plan, ReadContext template): reader._execute
         self.read_templates: dict[tuple[int, bool], tuple[object, ReadContext]] = {}
         self.fd = -1  # until opened; close() may run on a half-made entry (from __del__)
+        self._description: _chunk_reader.FileDescription | None = None
         # the whole file mapped read-only (``_chunk_reader.map_file``), or 0
         self.mapped_address, self.mapped_size = 0, 0
         for _ in range(REOPEN_ATTEMPTS):
@@ -109,13 +110,20 @@ class OpenBlockFile:
                 raise
             if _identity(_stat(path)) == _identity(stat):
                 self.fd, self.layout, self.identity = fd, layout, _identity(stat)
-                # the layout as the reader's workers see it: described once, not every read
-                self.description = _chunk_reader.FileDescription(layout)
                 return
             os.close(fd)
             if layout.lazy is not None:
                 layout.lazy.close()
         raise BlockFileError(f"{path}: the file keeps changing while it is being opened")
+
+    @property
+    def description(self) -> _chunk_reader.FileDescription:
+        """The layout as the reader's workers see it, described at the first read (not at
+        opening: an empty dataset is opened, never read) and kept: a read across 100 files
+        copies 100 descriptions instead of describing every file again."""
+        if self._description is None:
+            self._description = _chunk_reader.FileDescription(self.layout)
+        return self._description
 
     @property
     def mappable(self) -> bool:
