@@ -16,6 +16,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,11 @@ MAPPED_SHARE_OF_MEMORY = 1 / 8
 # first (a template takes about 4 KB).
 READ_TEMPLATES_PER_FILE = 256
 READ_TEMPLATES_KEPT = 4096
+# The complete layouts (chunk tables) of files closed to keep the descriptors within the
+# capacity are kept, up to this many bytes of tables, for the next opening of the same file
+# version: a read across more files than the cache keeps open (a pixel's trace through
+# 10,000 block files) reopened every file and parsed its HDF5 layout again, 795 us a file.
+CLOSED_LAYOUTS_BYTES = 64 << 20
 
 
 _caches: weakref.WeakSet[FileCache] = weakref.WeakSet()
@@ -90,7 +96,9 @@ class OpenBlockFile:
     describes the very file the descriptor reads.
     """
 
-    def __init__(self, path: Path, key: str | None) -> None:
+    def __init__(self, path: Path, key: str | None, kept: KeptLayout | None = None) -> None:
+        """``kept``: the layout of this file when it was last open; used if the file opened
+        now is that same version (device, inode, size and modification time), else read."""
         self.pins = 0
         self.evicted = False
         self.checked_blocks: set[int] = set()  # blocks whose geometry was checked against it
@@ -104,7 +112,10 @@ class OpenBlockFile:
             fd = _open(path)
             try:
                 stat = os.fstat(fd)
-                layout = read_file_layout(path, key, lazy=True, stat=stat)
+                if kept is not None and kept.identity == _identity(stat):
+                    layout, self._description = kept.layout, kept.description
+                else:
+                    layout = read_file_layout(path, key, lazy=True, stat=stat)
             except BaseException:
                 os.close(fd)
                 raise
@@ -115,6 +126,14 @@ class OpenBlockFile:
             if layout.lazy is not None:
                 layout.lazy.close()
         raise BlockFileError(f"{path}: the file keeps changing while it is being opened")
+
+    def kept_layout(self) -> KeptLayout | None:
+        """This file version's layout to keep once the file is closed: only a complete one
+        (a partial lazy index needs the file it closes with)."""
+        lazy = self.layout.lazy
+        if lazy is not None and not lazy.complete:
+            return None
+        return KeptLayout(self.identity, self.layout, self._description)
 
     @property
     def description(self) -> _chunk_reader.FileDescription:
@@ -175,6 +194,22 @@ class OpenBlockFile:
             self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class KeptLayout:
+    """The layout of a closed block file, for its next opening (``OpenBlockFile``'s
+    ``kept``): valid only for the file version of ``identity``."""
+
+    identity: tuple[int, int, int, int]
+    layout: FileLayout
+    description: _chunk_reader.FileDescription | None
+
+    @property
+    def nbytes(self) -> int:
+        layout = self.layout
+        tables = (layout.chunk_offset, layout.chunk_size, layout.chunk_mask, layout.chunk_crc)
+        return sum(table.nbytes for table in tables if table is not None)
+
+
 def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -203,6 +238,10 @@ class FileCache:
         self.capacity = max(MAX_DESCRIPTORS_PER_FILE, int(capacity or default_max_open_files()))
         self.mapped_budget = default_mapped_budget()  # bytes the cached files may keep mapped
         self._entries: OrderedDict[Path, OpenBlockFile] = OrderedDict()
+        # layouts of files closed to bound the descriptors, least recently closed first (by
+        # path, as the open entries are)
+        self._closed: OrderedDict[Path, KeptLayout] = OrderedDict()
+        self._closed_bytes = 0
         self._lock = threading.Lock()
         # templates kept since they were last counted: never fewer than the entries hold
         self._templates_added = 0
@@ -255,8 +294,13 @@ class FileCache:
                     self._map(entry)
                 entry.pins += 1
                 return entry
-        # Replaced or grown since it was indexed, or new: (re)build the index outside the lock.
-        fresh = OpenBlockFile(path, key)
+        # Replaced or grown since it was indexed, or new: (re)build the index outside the lock
+        # (or take the one kept when it was closed, if the file is that version still).
+        with self._lock:
+            kept = self._closed.pop(path, None)
+            if kept is not None:
+                self._closed_bytes -= kept.nbytes
+        fresh = OpenBlockFile(path, key, kept)
         with self._lock:
             fresh.pins = 1
             stale = self._entries.pop(path, None)
@@ -357,9 +401,25 @@ class FileCache:
         stay open until their read is done but no longer count against the cache."""
         held = sum(entry.descriptors for entry in self._entries.values())
         while held > self.capacity and len(self._entries) > 1:
-            _, oldest = self._entries.popitem(last=False)
+            path, oldest = self._entries.popitem(last=False)
             held -= oldest.descriptors
+            self._keep_layout(path, oldest)
             self._retire(oldest)
+
+    def _keep_layout(self, path: Path, entry: OpenBlockFile) -> None:
+        """Keep the layout of a file closed for lack of descriptors, within
+        CLOSED_LAYOUTS_BYTES (lock held)."""
+        kept = entry.kept_layout()
+        if kept is None or kept.nbytes > CLOSED_LAYOUTS_BYTES:
+            return
+        previous = self._closed.pop(path, None)
+        if previous is not None:
+            self._closed_bytes -= previous.nbytes
+        self._closed[path] = kept
+        self._closed_bytes += kept.nbytes
+        while self._closed_bytes > CLOSED_LAYOUTS_BYTES:
+            _, dropped = self._closed.popitem(last=False)
+            self._closed_bytes -= dropped.nbytes
 
     @staticmethod
     def _retire(entry: OpenBlockFile) -> None:
@@ -399,6 +459,8 @@ class FileCache:
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
+            self._closed.clear()
+            self._closed_bytes = 0
             for entry in entries:
                 self._retire(entry)
 
@@ -407,6 +469,8 @@ class FileCache:
         # are closed by the next clear() of their entries, not now (no h5py calls in a fork
         # handler); their descriptors are the child's own copies.
         self._lock = threading.Lock()
+        self._closed.clear()  # their lazy indexes' locks may be held by the parent's threads
+        self._closed_bytes = 0
         for entry in self._entries.values():
             entry.pins = 0
             if entry.layout.lazy is not None:
