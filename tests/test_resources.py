@@ -308,3 +308,23 @@ def test_kept_layouts_are_bounded_and_partial_indexes_are_not_kept(
     assert ds._cache._closed_bytes == sum(k.nbytes for k in ds._cache._closed.values())
     ds.close()
     assert len(ds._cache._closed) == 0
+
+
+def test_descriptors_stay_within_the_capacity_while_files_are_partly_indexed(tmp_path):
+    """Files whose lazy index is partial hold two descriptors (the h5py handle kept for
+    lookups), indexed ones one: reads across more files than the cache keeps open, some
+    partly indexed and some whole, never hold more than the capacity once they are done
+    (the cache counts the partial ones, not every file, on each opening)."""
+    rng = np.random.default_rng(8)
+    array = rng.integers(0, 4000, (40, 4, 64, 16)).astype(np.uint16)  # 32 chunks a file
+    folder = write_split_dataset(tmp_path / "ds", array, (1, 4, 64, 16), (1, 1, 8, 16), "blosc")
+    ds = SplitDataset(folder, max_open_files=12)
+    for key in [(slice(None), 1, 3, 5), (slice(0, 40, 3),), (slice(None), 2, 9), (7,)]:
+        np.testing.assert_array_equal(ds[key], array[key])
+        cache = ds._cache
+        assert cache.descriptors() <= cache.capacity
+        assert open_descriptors(folder) <= cache.capacity
+        partial = {e for e in cache._entries.values() if e.descriptors == 2}
+        assert partial <= cache._indexing  # every file holding two descriptors is counted
+    ds.close()
+    assert open_descriptors(folder) == 0
