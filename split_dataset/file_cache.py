@@ -294,12 +294,8 @@ class FileCache:
         replaced or changed since it was indexed is indexed again)."""
         identity = _identity(_stat(path))
         with self._lock:
-            entry = self._entries.get(path)
-            if entry is not None and entry.identity == identity:
-                self._entries.move_to_end(path)
-                if entry.pins == 0:
-                    self._map(entry)
-                entry.pins += 1
+            entry = self._pin_if_current(path, identity)
+            if entry is not None:
                 return entry
         # Replaced or grown since it was indexed, or new: (re)build the index outside the lock
         # (or take the one kept when it was closed, if the file is that version still).
@@ -330,15 +326,7 @@ class FileCache:
         entries: list[OpenBlockFile | None] = []
         with self._lock:
             for path, identity in zip(paths, identities):
-                entry = self._entries.get(path)
-                if entry is None or identity is None or entry.identity != identity:
-                    entries.append(None)
-                    continue
-                self._entries.move_to_end(path)
-                if entry.pins == 0:
-                    self._map(entry)
-                entry.pins += 1
-                entries.append(entry)
+                entries.append(None if identity is None else self._pin_if_current(path, identity))
         try:
             for index, entry in enumerate(entries):
                 if entry is None:
@@ -347,6 +335,20 @@ class FileCache:
             self.unpin_all([entry for entry in entries if entry is not None])
             raise
         return entries  # type: ignore[return-value]  # every None was pinned above
+
+    def _pin_if_current(
+        self, path: Path, identity: tuple[int, int, int, int]
+    ) -> OpenBlockFile | None:
+        """The open entry of ``path`` pinned, if it is the file version ``identity`` names;
+        else None (lock held)."""
+        entry = self._entries.get(path)
+        if entry is None or entry.identity != identity:
+            return None
+        self._entries.move_to_end(path)
+        if entry.pins == 0:
+            self._map(entry)
+        entry.pins += 1
+        return entry
 
     def keep_read_template(self, entry: OpenBlockFile, key: tuple[int, bool], kept: tuple) -> None:
         """Keep ``kept`` (plan, template) for the entry's next read of that plan, within

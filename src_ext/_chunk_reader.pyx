@@ -992,14 +992,19 @@ cdef class ReadContext:
             self.chunk_base[a] = step
         return 0
 
+    cdef ReadContext _shifted(self, object chunk_base):
+        """A copy of this context run on ``chunk_base`` (``run_into``'s), for the questions
+        asked before such a run."""
+        cdef ReadContext shifted = self._copy()
+        shifted._set_chunk_base(chunk_base)
+        return shifted
+
     def files_to_index(self, chunk_base=None):
         """The file slots with a chunk the plan reads (with ``chunk_base`` as ``run_into``
         takes it) that a lazy index has not looked up yet: one pass over the tasks, so a
         read of files indexed already asks no file for its chunks."""
         if chunk_base is not None:
-            shifted = self._copy()
-            shifted._set_chunk_base(chunk_base)
-            return shifted.files_to_index()
+            return self._shifted(chunk_base).files_to_index()
         cdef Py_ssize_t t, n_tasks = self.task_file.shape[0]
         cdef int64_t slot, linear
         cdef FileInfo* info
@@ -1023,9 +1028,7 @@ cdef class ReadContext:
         ``chunk_base`` as ``run_into`` takes it): exactly the ones the workers will look up
         (the lazy chunk index fills these in before ``run``)."""
         if chunk_base is not None:
-            shifted = self._copy()
-            shifted._set_chunk_base(chunk_base)
-            return shifted.chunks_of_file(slot)
+            return self._shifted(chunk_base).chunks_of_file(slot)
         cdef Py_ssize_t t, n = 0, n_tasks = self.task_file.shape[0]
         for t in range(n_tasks):
             n += self.task_file[t] == slot

@@ -138,7 +138,7 @@ def stat_identities(paths):
     """Per path (``os.PathLike`` or str), ``(st_dev, st_ino, st_size, st_mtime_ns)`` as
     ``os.stat`` gives them, or None if it cannot be stat-ed (the caller's ``os.stat`` then
     raises its error). The stats run with the GIL released: a read across 100 block files
-    checks each for a replacement in ~1 us instead of ~2.3 us through ``os.stat``."""
+    checks each for a replacement in 1.5 us instead of 2.3 us through ``os.stat``."""
     cdef Py_ssize_t i, n = len(paths)
     encoded = [os.fsencode(path) for path in paths]
     cdef const char** names = <const char**>malloc(max(n, 1) * sizeof(char*))
