@@ -2,7 +2,8 @@
 
 A dataset of 20,000 files must not hold 20,000 descriptors: the cache counts the descriptors
 its files hold (one for ``pread``, one more for an h5py handle while a file's chunk index is
-still being filled in) and closes the least recently used files beyond ``capacity``. A file in
+still being filled in) and closes the least recently used files beyond ``capacity``, keeping
+their layouts (a partial chunk index detached: it holds no descriptor between lookups). A file in
 use by a read (pinned) is closed only once that read is done; readers pin at most half the
 capacity at a time (``files_per_batch``).
 """
@@ -10,13 +11,14 @@ capacity at a time (``files_per_batch``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,7 @@ from . import forking
 from ._ext import _chunk_reader, _listing
 from ._ext._chunk_reader import Codec
 from .errors import BlockFileError
-from .file_layout import FileLayout, read_file_layout
+from .file_layout import FileLayout, file_identity, read_file_layout, reopen_stack
 
 if TYPE_CHECKING:
     from ._ext._chunk_reader import ReadContext
@@ -53,10 +55,11 @@ MAPPED_SHARE_OF_MEMORY = 1 / 8
 # first (a template takes about 4 KB).
 READ_TEMPLATES_PER_FILE = 256
 READ_TEMPLATES_KEPT = 4096
-# The complete layouts (chunk tables) of files closed to keep the descriptors within the
-# capacity are kept, up to this many bytes of tables, for the next opening of the same file
-# version: a read across more files than the cache keeps open (a pixel's trace through
-# 10,000 block files) reopened every file and parsed its HDF5 layout again, 795 us a file.
+# The layouts (chunk tables) of files closed to keep the descriptors within the capacity are
+# kept, up to this many bytes of tables, for the next opening of the same file version: a
+# read across more files than the cache keeps open (a pixel's trace through 10,000 block
+# files) reopened every file and parsed its HDF5 layout again, 795 us a file. A partial lazy
+# index is kept detached (``LazyChunkIndex.detached``): it opens the file for new lookups only.
 CLOSED_LAYOUTS_BYTES = 64 << 20
 
 
@@ -84,10 +87,6 @@ def default_max_open_files() -> int:
     return max(MAX_DESCRIPTORS_PER_FILE * 2, min(256, soft // 4))
 
 
-def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
 class OpenBlockFile:
     """A block file's layout and a read-only descriptor for ``pread``, of one file version.
 
@@ -112,28 +111,30 @@ class OpenBlockFile:
             fd = _open(path)
             try:
                 stat = os.fstat(fd)
-                if kept is not None and kept.identity == _identity(stat):
+                if kept is not None and kept.identity == file_identity(stat):
                     layout, self._description = kept.layout, kept.description
                 else:
                     layout = read_file_layout(path, key, lazy=True, stat=stat)
             except BaseException:
                 os.close(fd)
                 raise
-            if _identity(_stat(path)) == _identity(stat):
-                self.fd, self.layout, self.identity = fd, layout, _identity(stat)
+            if file_identity(_stat(path)) == file_identity(stat):
+                self.fd, self.layout, self.identity = fd, layout, file_identity(stat)
                 return
             os.close(fd)
             if layout.lazy is not None:
                 layout.lazy.close()
+            kept = None  # the path names another file now
         raise BlockFileError(f"{path}: the file keeps changing while it is being opened")
 
-    def kept_layout(self) -> KeptLayout | None:
-        """This file version's layout to keep once the file is closed: only a complete one
-        (a partial lazy index needs the file it closes with)."""
-        lazy = self.layout.lazy
+    def kept_layout(self) -> KeptLayout:
+        """This file version's layout to keep once the file is closed; a partial lazy index
+        goes with it detached, to open this file version again for the chunks it lacks."""
+        layout, lazy = self.layout, self.layout.lazy
         if lazy is not None and not lazy.complete:
-            return None
-        return KeptLayout(self.identity, self.layout, self._description)
+            reopen = functools.partial(reopen_stack, layout.path, layout.key, self.identity)
+            layout = replace(layout, lazy=lazy.detached(reopen))
+        return KeptLayout(self.identity, layout, self._description)
 
     @property
     def description(self) -> _chunk_reader.FileDescription:
@@ -178,7 +179,7 @@ class OpenBlockFile:
     @property
     def descriptors(self) -> int:
         lazy = self.layout.lazy
-        return (self.fd >= 0) + (lazy is not None and not lazy.complete)
+        return (self.fd >= 0) + (lazy is not None and lazy.holds_file)
 
     def close(self) -> None:
         self.unmap()
@@ -292,7 +293,7 @@ class FileCache:
     def pin(self, path: Path, key: str | None = None) -> OpenBlockFile:
         """The file's entry, open until ``unpin``: the one read as it is on disk now (a file
         replaced or changed since it was indexed is indexed again)."""
-        identity = _identity(_stat(path))
+        identity = file_identity(_stat(path))
         with self._lock:
             entry = self._pin_if_current(path, identity)
             if entry is not None:
@@ -430,7 +431,7 @@ class FileCache:
         """Keep the layout of a file closed for lack of descriptors, within
         CLOSED_LAYOUTS_BYTES (lock held)."""
         kept = entry.kept_layout()
-        if kept is None or kept.nbytes > CLOSED_LAYOUTS_BYTES:
+        if kept.nbytes > CLOSED_LAYOUTS_BYTES:
             return
         previous = self._closed.pop(path, None)
         if previous is not None:

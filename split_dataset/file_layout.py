@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +149,33 @@ def _open_stack(path: Path, key: str | None) -> _OpenStack:
         raise
     assert key is not None
     return _OpenStack(file_id, dataset_id, key)
+
+
+def file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """A file version as the readers trust it: device, inode, size and modification time."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def reopen_stack(path: Path, key: str, identity: tuple[int, int, int, int]) -> tuple[Any, Any]:
+    """The stack dataset of ``path`` opened again for a detached lazy chunk index: its handle
+    and an h5py ``Dataset``, if the path still names the file version ``identity`` (before and
+    after opening); else ``BlockFileError`` (the file was replaced during the read)."""
+    import h5py
+
+    def still_the_same() -> bool:
+        try:
+            return file_identity(os.stat(path)) == identity
+        except OSError:
+            return False
+
+    if still_the_same():
+        opened = _open_stack(path, key)
+        if still_the_same():
+            return opened, h5py.Dataset(opened.dataset_id)
+        opened.close()
+    raise BlockFileError(
+        f"{path}: the file was replaced or changed on disk during the read; read it again"
+    )
 
 
 @dataclass(frozen=True)

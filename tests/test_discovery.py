@@ -178,17 +178,17 @@ def test_block_files_are_stat_ed_as_os_stat_does(tmp_path):
     the identity ``os.stat`` gives, for paths and strings, None for a path that is gone; a
     rewritten file has another identity."""
     from split_dataset._ext._listing import stat_identities
-    from split_dataset.file_cache import _identity
+    from split_dataset.file_layout import file_identity
 
     files = [tmp_path / f"{i:04d}.h5" for i in range(3)]
     for i, path in enumerate(files):
         path.write_bytes(b"x" * (i + 1))
     paths = [files[0], str(files[1]), files[2], tmp_path / "gone.h5"]
     found = stat_identities(paths)
-    assert found[:3] == [_identity(os.stat(path)) for path in paths[:3]]
+    assert found[:3] == [file_identity(os.stat(path)) for path in paths[:3]]
     assert found[3] is None
     replacement = tmp_path / "new"
     replacement.write_bytes(b"yy")
     replacement.replace(files[1])
-    assert stat_identities([files[1]]) == [_identity(os.stat(files[1]))] != [found[1]]
+    assert stat_identities([files[1]]) == [file_identity(os.stat(files[1]))] != [found[1]]
     assert stat_identities([]) == []
