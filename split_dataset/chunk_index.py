@@ -29,7 +29,7 @@ LOOKUPS_PER_READ = 16  # more chunks missing in one read: index the whole file
 LOOKUP_SHARE = 4  # or once 1 / LOOKUP_SHARE of the file's chunks were looked up singly
 
 
-def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, masks) -> None:
+def index_all_chunks(path, dataset_id, chunk_shape, grid, shape, offsets, sizes, masks) -> None:
     """Fill the tables of every chunk from one ``chunk_iter`` pass (unwritten chunks: -1).
 
     The tables are built aside and copied in at the end, offsets last: other threads may be
@@ -42,7 +42,7 @@ def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, ma
     def collect(info) -> None:
         records.append((info.chunk_offset, info.filter_mask, info.byte_offset, info.size))
 
-    dataset.id.chunk_iter(collect)
+    dataset_id.chunk_iter(collect)
     new_offsets = np.full(len(offsets), -1, dtype=np.int64)
     new_sizes = np.zeros(len(offsets), dtype=np.int64)
     new_masks = np.zeros(len(offsets), dtype=np.int64)
@@ -79,21 +79,19 @@ def index_all_chunks(path, dataset, chunk_shape, grid, shape, offsets, sizes, ma
     offsets[:] = new_offsets
 
 
-# Opens the file of a detached index again: (handle with close(), h5py Dataset), or raises
-# BlockFileError if the path no longer names the file version the index describes.
-Reopen = Callable[[], tuple[Any, Any]]
+# Opens the file of a detached index again: an open stack (``dataset_id``, ``close()``), or
+# raises BlockFileError if the path no longer names the file version the index describes.
+Reopen = Callable[[], Any]
 
 
 class LazyChunkIndex:
-    """Owns an open h5py handle on the file until every chunk is known (or ``close``); a
-    ``detached`` copy owns none, and opens the file for the calls that need it."""
+    """Fills in a file's chunk tables through an h5py handle on it (an open stack:
+    ``dataset_id``, ``close()``), held until every chunk is known or ``close``; a ``detached``
+    copy holds none and opens the file again for the calls that look chunks up."""
 
-    def __init__(
-        self, path: Path, handle, dataset, chunk_shape, grid, shape, offsets, sizes, masks
-    ):
+    def __init__(self, path: Path, handle, chunk_shape, grid, shape, offsets, sizes, masks):
         self.path = path
         self._handle = handle
-        self._dataset = dataset
         self._chunk_shape = tuple(chunk_shape)
         self._grid = tuple(grid)
         self._shape = tuple(shape)
@@ -104,14 +102,18 @@ class LazyChunkIndex:
         self.complete = False
         offsets[:] = UNKNOWN
 
+    @property
+    def holds_file(self) -> bool:
+        """Whether an h5py handle (a descriptor) is held between calls."""
+        return self._handle is not None
+
     def detached(self, reopen: Reopen) -> LazyChunkIndex:
-        """This index over the same tables, for the file's next opening once this one closes:
-        it holds no file, and opens it with ``reopen`` (that file version) only while a call
-        looks chunks up. Both may fill the tables meanwhile: an entry only ever goes from
-        UNKNOWN to the one value this file version has, offset last."""
+        """This index over the same tables, for the file's next opening once this one
+        closes: it holds no file, and opens it with ``reopen`` (that file version) only while
+        a call looks chunks up. Both may fill the tables meanwhile: an entry only ever goes
+        from UNKNOWN to the one value this file version has, offset last."""
         twin = LazyChunkIndex.__new__(LazyChunkIndex)
-        twin.path = self.path
-        twin._handle = twin._dataset = None
+        twin.path, twin._handle = self.path, None
         twin._chunk_shape, twin._grid, twin._shape = self._chunk_shape, self._grid, self._shape
         twin._offsets, twin._sizes, twin._masks = self._offsets, self._sizes, self._masks
         twin._looked_up = self._looked_up  # a heuristic's count: read without the lock
@@ -119,11 +121,6 @@ class LazyChunkIndex:
         twin._reopen = reopen
         twin.complete = self.complete
         return twin
-
-    @property
-    def holds_file(self) -> bool:
-        """Whether an h5py handle (a descriptor) is held between calls."""
-        return self._handle is not None
 
     def ensure(self, chunks: np.ndarray) -> None:
         """Make the byte ranges of the chunks ``chunks`` (linear indices) known."""
@@ -138,14 +135,14 @@ class LazyChunkIndex:
             if not missing.size:
                 return
             share = len(self._offsets) // LOOKUP_SHARE
-            with self._file_open():
+            with self._file_open() as dataset_id:
                 if missing.size > LOOKUPS_PER_READ or self._looked_up + missing.size > share:
-                    self._index_all()
+                    self._index_all(dataset_id)
                     return
                 self._looked_up += missing.size
                 try:
                     for linear in missing.tolist():
-                        self._look_up(linear)
+                        self._look_up(dataset_id, linear)
                 except BlockFileError:
                     raise
                 except (OSError, RuntimeError, ValueError) as error:
@@ -154,25 +151,23 @@ class LazyChunkIndex:
     def ensure_all(self) -> None:
         with self._lock:
             if not self.complete:
-                with self._file_open():
-                    self._index_all()
+                with self._file_open() as dataset_id:
+                    self._index_all(dataset_id)
 
     @contextmanager
-    def _file_open(self) -> Iterator[None]:
-        """The file open in h5py for the block (lock held): the handle held, else, detached,
-        opened again and closed after."""
-        if self._dataset is not None:
-            yield
+    def _file_open(self) -> Iterator[Any]:
+        """The file's dataset, open in h5py for the block (lock held): through the handle
+        held, else (detached) opened again and closed after."""
+        if self._handle is not None:
+            yield self._handle.dataset_id
             return
         if self._reopen is None:
             raise BlockFileError(f"{self.path}: the file was closed before it was indexed")
-        self._handle, self._dataset = self._reopen()
+        handle = self._reopen()
         try:
-            yield
+            yield handle.dataset_id
         finally:
-            handle, self._handle, self._dataset = self._handle, None, None
-            if handle is not None:
-                handle.close()
+            handle.close()
 
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # a thread of the parent may have held it
@@ -180,14 +175,17 @@ class LazyChunkIndex:
     def close(self) -> None:
         with self._lock:
             self._reopen = None  # its file is closed for good: no more lookups
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = self._dataset = None
+            self._close_handle()
 
-    def _look_up(self, linear: int) -> None:
+    def _close_handle(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+    def _look_up(self, dataset_id, linear: int) -> None:
         coords = np.unravel_index(linear, self._grid)
         origin = tuple(int(c) * size for c, size in zip(coords, self._chunk_shape))
-        info = self._dataset.id.get_chunk_info_by_coord(origin)
+        info = dataset_id.get_chunk_info_by_coord(origin)
         if info.byte_offset is None:  # never written: the fill value
             self._offsets[linear], self._sizes[linear], self._masks[linear] = -1, 0, 0
         elif tuple(info.chunk_offset) != origin or info.byte_offset < 0 or info.size < 0:
@@ -200,13 +198,11 @@ class LazyChunkIndex:
             self._sizes[linear] = info.size
             self._offsets[linear] = info.byte_offset
 
-    def _index_all(self) -> None:
-        if self._dataset is None:
-            raise BlockFileError(f"{self.path}: the file was closed before it was indexed")
+    def _index_all(self, dataset_id) -> None:
         try:
             index_all_chunks(
                 self.path,
-                self._dataset,
+                dataset_id,
                 self._chunk_shape,
                 self._grid,
                 self._shape,
@@ -220,5 +216,4 @@ class LazyChunkIndex:
             raise BlockFileError(f"{self.path}: cannot index the chunks: {error}") from error
         self.complete = True
         self._reopen = None
-        handle, self._handle, self._dataset = self._handle, None, None
-        handle.close()
+        self._close_handle()

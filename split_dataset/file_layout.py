@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -156,11 +155,10 @@ def file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def reopen_stack(path: Path, key: str, identity: tuple[int, int, int, int]) -> tuple[Any, Any]:
-    """The stack dataset of ``path`` opened again for a detached lazy chunk index: its handle
-    and an h5py ``Dataset``, if the path still names the file version ``identity`` (before and
-    after opening); else ``BlockFileError`` (the file was replaced during the read)."""
-    import h5py
+def reopen_stack(path: Path, key: str, identity: tuple[int, int, int, int]) -> _OpenStack:
+    """The stack dataset of ``path`` opened again for a detached lazy chunk index, if the
+    path still names the file version ``identity`` (before and after opening); else
+    ``BlockFileError`` (the file was replaced during the read)."""
 
     def still_the_same() -> bool:
         try:
@@ -171,7 +169,7 @@ def reopen_stack(path: Path, key: str, identity: tuple[int, int, int, int]) -> t
     if still_the_same():
         opened = _open_stack(path, key)
         if still_the_same():
-            return opened, h5py.Dataset(opened.dataset_id)
+            return opened
         opened.close()
     raise BlockFileError(
         f"{path}: the file was replaced or changed on disk during the read; read it again"
@@ -331,7 +329,7 @@ def _chunked_table(path, dataset, shape, chunk):
     offsets = np.full(count, -1, dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
     masks = np.zeros(count, dtype=np.int64)
-    index_all_chunks(path, dataset, chunk, grid, shape, offsets, sizes, masks)
+    index_all_chunks(path, dataset.id, chunk, grid, shape, offsets, sizes, masks)
     return grid, offsets, sizes, masks
 
 
@@ -392,9 +390,7 @@ def _read_stack_layout(opened: _OpenStack, dataset, path: Path, lazy: bool) -> d
             count = int(np.prod(grid))
             if lazy and codec != Codec.H5PY and count > LOOKUPS_PER_READ:
                 offsets, sizes, masks = (np.zeros(count, dtype=np.int64) for _ in range(3))
-                lazy_index = LazyChunkIndex(
-                    path, opened, dataset, chunk, grid, shape, offsets, sizes, masks
-                )
+                lazy_index = LazyChunkIndex(path, opened, chunk, grid, shape, offsets, sizes, masks)
             else:
                 grid, offsets, sizes, masks = _chunked_table(path, dataset, shape, chunk)
     except (OSError, RuntimeError) as error:

@@ -112,7 +112,10 @@ def test_a_frame_whose_chunks_are_known_looks_nothing_up_and_a_new_one_does(many
     lazy = _entry(ds, 1).layout.lazy
     looked_up = []
     real_look_up = lazy._look_up
-    lazy._look_up = lambda linear: (looked_up.append(linear), real_look_up(linear))
+    lazy._look_up = lambda dataset_id, linear: (
+        looked_up.append(linear),
+        real_look_up(dataset_id, linear),
+    )
 
     class NoLock:
         def __enter__(self):

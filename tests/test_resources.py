@@ -405,8 +405,8 @@ def test_reopening_for_a_detached_index_checks_the_file_version(partly_indexed_f
     folder, _ = partly_indexed_files
     path = folder / "0001.h5"
     identity = file_identity(os.stat(path))
-    handle, dataset = reopen_stack(path, "stack_4D", identity)
-    assert dataset.shape == (1, 4, 64, 16)
+    handle = reopen_stack(path, "stack_4D", identity)
+    assert handle.dataset_id.shape == (1, 4, 64, 16)
     handle.close()
     with pytest.raises(BlockFileError, match="0001.h5"):
         reopen_stack(path, "stack_4D", identity[:3] + (identity[3] + 1,))
