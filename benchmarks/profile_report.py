@@ -230,6 +230,90 @@ def scale(reps: int) -> dict:
         times.setdefault("compiled listing", []).append(time.perf_counter() - started)
     result = {k: float(np.median(v)) for k, v in times.items()}
     result.update(_full_reads_under_file_limit(root, reps))
+    result["traces"] = traces_across_files(root, reps)
+    return result
+
+
+# Traces through more files than the file cache keeps open (256 descriptors): 10,000 files of
+# one chunk each (complete layouts), and 1,000 files of 32 chunks each (a trace looks up one
+# chunk a file: partial indexes, kept detached).
+TRACE_RECORDINGS = {
+    "10,000 files of 1 chunk": ("n10000", None),
+    "1,000 files of 32 chunks": ("chunks32", (1000, 4, 256, 256)),
+}
+
+
+def _trace_recording(root: Path, name: str, shape) -> Path:
+    from split_dataset import save_to_split_dataset
+
+    folder = root / name
+    if shape is not None and not (folder / "stack_metadata.json").is_file():
+        frames = (np.arange(int(np.prod(shape))) % 1000).astype(np.uint16).reshape(shape)
+        save_to_split_dataset(
+            frames,
+            root,
+            block_size=(1, *shape[1:]),
+            chunk_shape=(1, 1, 32, shape[-1]),
+            prefix=name,
+            compression="blosc",
+            overwrite=True,
+            durable=False,
+        )
+    return folder
+
+
+def _h5py_trace(paths: list, key: str, pixel: tuple) -> np.ndarray:
+    """The same pixel's trace with plain h5py: each file opened, its value read, closed."""
+    import h5py
+
+    values = []
+    for path in paths:
+        with h5py.File(path, "r") as handle:
+            values.append(handle[key][(slice(None), *pixel)])
+    return np.concatenate(values)
+
+
+def traces_across_files(root: Path, reps: int) -> dict:
+    """``ds[:, z, y, x]`` on one open dataset: the first trace (every file's layout read),
+    then traces through chunks already looked up (other pixels of the first trace's chunks)
+    and through chunks not looked up yet (a pixel of a plane and chunk row not read before;
+    at most 7 such traces, as a file of 32 chunks is indexed whole once 8 were looked up
+    singly), each beside plain h5py's trace of the same pixel (every file opened, the value
+    read, closed), interleaved, median seconds."""
+    import h5py
+
+    result = {}
+    for label, (name, shape) in TRACE_RECORDINGS.items():
+        folder = _trace_recording(root, name, shape)
+        ds = SplitDataset(folder)
+        planes, height, width = ds.shape[1:]
+        paths = list(ds.files.reshape(-1))
+        with h5py.File(paths[0], "r") as handle:
+            key = next(name for name in handle if "stack" in name)
+            rows = height // handle[key].chunks[2]  # chunk rows of a plane
+        times: dict[str, list[float]] = {}
+        started = time.perf_counter()
+        first = ds[:, 0, 1, 1]
+        times["first"] = [time.perf_counter() - started]
+        new_chunks = [(z, row) for row in range(1, rows) for z in range(planes)][: min(reps, 7)]
+        pixels = []  # (kind, pixel), the two kinds taking turns
+        for rep in range(reps):
+            pixels.append(("known", (0, 2 + rep % 16, (3 * rep + 5) % width)))
+            if rep < len(new_chunks):
+                z, row = new_chunks[rep]
+                pixels.append(("new", (z, row * (height // rows) + rep, (5 * rep + 1) % width)))
+        for kind, pixel in pixels:
+            started = time.perf_counter()
+            trace = ds[(slice(None), *pixel)]
+            times.setdefault(kind, []).append(time.perf_counter() - started)
+            started = time.perf_counter()
+            expected = _h5py_trace(paths, key, pixel)
+            times.setdefault(f"h5py {kind}", []).append(time.perf_counter() - started)
+            if not np.array_equal(trace, expected):
+                raise AssertionError(f"{folder}: the trace at {pixel} differs from h5py's")
+        assert first.shape == (ds.shape[0],)
+        ds.close()
+        result[label] = {k: float(np.median(v)) for k, v in times.items()}
     return result
 
 
@@ -454,6 +538,7 @@ def render(report: dict) -> str:
         f"{100 * per_file[100] / per_file[20000]:.0f}% of the 100-file rate."
     )
     add("")
+    render_traces(sc.get("traces", {}), add)
     if report.get("peak"):
         add("## Peak memory of a full load")
         add("")
@@ -487,6 +572,40 @@ def render(report: dict) -> str:
         + "."
     )
     return "\n".join(lines) + "\n"
+
+
+def render_traces(traces: dict, add) -> None:
+    if not traces:
+        return
+    add(
+        "A pixel's trace `ds[:, z, y, x]` through more files than the file cache keeps open "
+        "(256 descriptors), blosc, one dataset kept open, median ms: *first* = the first trace "
+        "(every file's layout read); *known chunks* = other pixels of the chunks the first "
+        "trace looked up (the files closed for descriptors keep their layouts, a partial "
+        "chunk index kept detached); *new chunks* = pixels of chunks no trace looked up yet "
+        "(a file with a detached index is opened in h5py for that lookup alone); *h5py* = "
+        "the same pixels read with plain h5py, every file opened, the value read, closed, "
+        "taking turns with ours."
+    )
+    add("")
+    add(
+        "| recording | first ms | known chunks ms | h5py ms | ×h5py | new chunks ms | h5py ms "
+        "| ×h5py |"
+    )
+    add("|---|---|---|---|---|---|---|---|")
+    for label, t in traces.items():
+        cells = [f"{t['first'] * 1e3:.0f}"]
+        for kind in ("known", "new"):
+            if kind in t:
+                cells += [
+                    f"{t[kind] * 1e3:.0f}",
+                    f"{t[f'h5py {kind}'] * 1e3:.0f}",
+                    f"{t[f'h5py {kind}'] / t[kind]:.1f}×",
+                ]
+            else:
+                cells += ["—", "—", "—"]
+        add(f"| {label} | " + " | ".join(cells) + " |")
+    add("")
 
 
 def render_fresh_paused(per_variant: dict, add) -> None:
