@@ -237,18 +237,23 @@ def more_files_than_kept_open(tmp_path):
     return folder, array
 
 
-def _count_layout_reads(monkeypatch) -> list:
+def _count_calls(monkeypatch, name: str) -> list:
+    """The paths ``file_cache.<name>`` is called with from now on (it still runs)."""
     from split_dataset import file_cache
 
-    reads: list = []
-    real = file_cache.read_file_layout
+    paths: list = []
+    real = getattr(file_cache, name)
 
     def counted(path, *args, **kwargs):
-        reads.append(path)
+        paths.append(path)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(file_cache, "read_file_layout", counted)
-    return reads
+    monkeypatch.setattr(file_cache, name, counted)
+    return paths
+
+
+def _count_layout_reads(monkeypatch) -> list:
+    return _count_calls(monkeypatch, "read_file_layout")
 
 
 def test_files_closed_for_descriptors_reopen_with_their_kept_layouts(
@@ -319,17 +324,7 @@ def partly_indexed_files(tmp_path):
 
 
 def _count_reopenings(monkeypatch) -> list:
-    from split_dataset import file_cache
-
-    reopened: list = []
-    real = file_cache.reopen_stack
-
-    def counted(path, *args):
-        reopened.append(path)
-        return real(path, *args)
-
-    monkeypatch.setattr(file_cache, "reopen_stack", counted)
-    return reopened
+    return _count_calls(monkeypatch, "reopen_stack")
 
 
 def test_partial_indexes_of_files_closed_for_descriptors_are_kept_detached(
@@ -415,14 +410,14 @@ def test_reopening_for_a_detached_index_checks_the_file_version(partly_indexed_f
         reopen_stack(path, "stack_4D", identity)
 
 
-def test_descriptors_stay_within_the_capacity_while_files_are_partly_indexed(tmp_path):
+def test_descriptors_stay_within_the_capacity_while_files_are_partly_indexed(
+    partly_indexed_files,
+):
     """Files whose lazy index is partial hold two descriptors (the h5py handle kept for
     lookups), indexed ones one: reads across more files than the cache keeps open, some
     partly indexed and some whole, never hold more than the capacity once they are done
     (the cache counts the partial ones, not every file, on each opening)."""
-    rng = np.random.default_rng(8)
-    array = rng.integers(0, 4000, (40, 4, 64, 16)).astype(np.uint16)  # 32 chunks a file
-    folder = write_split_dataset(tmp_path / "ds", array, (1, 4, 64, 16), (1, 1, 8, 16), "blosc")
+    folder, array = partly_indexed_files
     ds = SplitDataset(folder, max_open_files=12)
     for key in [(slice(None), 1, 3, 5), (slice(0, 40, 3),), (slice(None), 2, 9), (7,)]:
         np.testing.assert_array_equal(ds[key], array[key])
