@@ -462,6 +462,30 @@ def test_a_recorded_chunk_shape_that_is_no_virtual_chunking_is_ignored(tmp_path,
     np.testing.assert_array_equal(ds[...], array)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["(1, 1, 64, 64)", np.float64(3.5), h5py.Empty("f4"), np.asarray([[1, 1], [64, 64]])],
+    ids=["a-string", "a-float", "empty", "2-d"],
+)
+def test_checksum_attributes_of_other_types_are_no_checksums(tmp_path, value):
+    """The attributes are read through h5py's low-level API for speed: one another tool wrote
+    under our name, of another type, means no checksums (as h5py's ``attrs`` read it), not
+    an error, and the values are read right."""
+    from split_dataset import save_to_split_dataset
+
+    array = np.arange(4 * 64 * 64, dtype=np.uint16).reshape(4, 64, 64) + 1
+    ds = save_to_split_dataset(array, tmp_path, block_size=(2, 64, 64), prefix="ds")
+    root = ds.root
+    assert ds.layout(0).chunk_crc is not None  # ours: recorded and read
+    ds.close()
+    with h5py.File(root / "0000.h5", "r+") as handle:
+        del handle["stack_3D"].attrs["split_dataset_crc32_chunk"]
+        handle["stack_3D"].attrs["split_dataset_crc32_chunk"] = value
+    ds = SplitDataset(root, verify_checksums=True)
+    assert ds.layout(0).chunk_crc is None and ds.layout(1).chunk_crc is not None
+    np.testing.assert_array_equal(ds[...], array)
+
+
 def test_a_chunk_we_wrote_that_the_index_lost_is_an_error_not_zeros(tmp_path):
     """A damaged chunk index can lose a chunk (h5py reads the fill value, zeros); our writer
     recorded that chunk's checksum, so it was written: refused, with or without
