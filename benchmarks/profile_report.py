@@ -265,6 +265,7 @@ def _trace_recording(root: Path, name: str, shape) -> Path:
 def _h5py_trace(paths: list, key: str, pixel: tuple) -> np.ndarray:
     """The same pixel's trace with plain h5py: each file opened, its value read, closed."""
     import h5py
+    import hdf5plugin  # noqa: F401  (registers the blosc filter with HDF5)
 
     values = []
     for path in paths:
