@@ -387,6 +387,23 @@ def test_compute_scaling_runs_the_same_rounds_on_one_thread_then_on_two_at_once(
     assert result["speedup"] == pytest.approx(2 * result["one_s"] / result["two_s"])
 
 
+def test_the_kernels_directory_read_hands_over_every_entry(tmp_path):
+    names = [f"{n:04d}.h5" for n in range(3000)] + ["stack_metadata.json", "a"]
+    for name in names:
+        (tmp_path / name).touch()
+
+    def record_bytes(name: str) -> int:  # linux_dirent64: 19 bytes, the name, NUL, 8-aligned
+        return -(-(19 + len(name.encode()) + 1) // 8) * 8
+
+    expected = sum(record_bytes(name) for name in [".", "..", *names])
+    assert ceiling.read_directory(tmp_path) == expected
+    small = ceiling.ctypes.create_string_buffer(4096)  # many calls: every entry still read
+    assert ceiling.read_directory(tmp_path, small) == expected
+    assert ceiling.directory_read_time(tmp_path, reps=2) > 0
+    with pytest.raises(NotADirectoryError):
+        ceiling.read_directory(tmp_path / "a")
+
+
 def test_pread_in_place_puts_every_range_at_its_own_place(tmp_path):
     data = np.arange(4 * 6 * 32 * 32, dtype=np.uint16).reshape(4, 6, 32, 32)
     write_split_dataset(tmp_path / "ds", data, (2, 6, 32, 32), compression="contiguous")

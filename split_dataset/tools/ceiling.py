@@ -9,7 +9,9 @@
 - ``PreadRanges``: ``pread`` of the same byte ranges into a reused buffer, on 1 and all cores,
   with the pages in the cache or just dropped;
 - ``FrameFloor``: the least work one frame of playback takes (pread + decode, one thread);
-- ``memcpy_rate`` and ``alloc_rate``: copying a large buffer, and a fresh array's first touch.
+- ``memcpy_rate`` and ``alloc_rate``: copying a large buffer, and a fresh array's first touch;
+- ``read_directory``, ``directory_read_time``: the kernel's reading of a folder's entries,
+  nothing done with them.
 
 ``ceiling_rate`` combines them into the decoded bytes per second a reader on n threads can
 reach: ``min(n x single-thread decode rate, pread rate)``.
@@ -471,6 +473,44 @@ def compute_scaling(reps: int = 7, rounds: int = 400) -> dict:
         two_s=float(np.median(two)),
         speedup=2 * float(np.median(one)) / float(np.median(two)),
     )
+
+
+_GETDENTS64 = {"x86_64": 217, "aarch64": 61}  # the syscall's number per architecture
+
+
+def read_directory(folder: Path, buffer: Any = None) -> int:
+    """Have the kernel hand over every entry of ``folder`` (``getdents64``, through ctypes,
+    into ``buffer``: 4 MiB, one call for tens of thousands of names), the names left unread;
+    returns the bytes of entries read. Linux only."""
+    import platform
+
+    getdents64 = _GETDENTS64.get(platform.machine())
+    if getdents64 is None:
+        raise NotImplementedError(f"getdents64's number on {platform.machine()} is not known")
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(4 << 20) if buffer is None else buffer
+    total = 0
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while (read := libc.syscall(getdents64, fd, buffer, len(buffer))) > 0:
+            total += read
+    finally:
+        os.close(fd)
+    if read < 0:
+        raise OSError(ctypes.get_errno(), f"getdents64 of {folder}")
+    return total
+
+
+def directory_read_time(folder: Path, reps: int = 7) -> float:
+    """Median seconds of ``read_directory(folder)``: the least any reader that lists the
+    folder pays for it."""
+    buffer = ctypes.create_string_buffer(4 << 20)
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        read_directory(folder, buffer)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 PARALLEL_TOUCH_BYTES = 4 << 20
