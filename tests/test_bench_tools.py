@@ -20,9 +20,11 @@ from split_dataset.tools import ceiling
 from split_dataset.tools.readers import FilesAlongTime, H5pyReader, PackageReader
 from split_dataset.tools.workloads import (
     Workload,
+    encode,
     make_workloads,
     result_nbytes,
     result_shape,
+    run_workload,
 )
 
 TOOLS = Path(__file__).resolve().parents[1] / "split_dataset" / "tools"
@@ -438,6 +440,42 @@ def test_decode_in_place_puts_every_chunk_at_its_own_place(tmp_path, compression
     np.testing.assert_array_equal(loaded._output.view(np.uint16), array[:, 1].reshape(-1))
     rates = ceiling.measure_in_place(chunks, reps=1, threads=(1, 2))
     assert rates["decode1_in_place_rate"] > 0 and rates["decode2_in_place_rate"] > 0
+
+
+@pytest.mark.parametrize("compression", ["blosc:lz4", "contiguous"])
+def test_the_ceiling_in_turn_does_each_selections_own_work_into_its_output(tmp_path, compression):
+    """``IntoOutputInTurn`` decodes (uncompressed: preads) exactly the chunks of the selection
+    it is given, each into its place, and runs beside readers unchecked."""
+    rng = np.random.default_rng(5)
+    array = rng.integers(0, 500, (4, 3, 40, 30)).astype(np.uint16)
+    if compression == "contiguous":
+        write_split_dataset(tmp_path / "ds", array, (2, 3, 40, 30), compression="contiguous")
+        ds = SplitDataset(tmp_path / "ds")
+    else:
+        ds = _row_band_recording(tmp_path, array, compression)
+    planes = [(slice(None), z) for z in range(3)]
+    stand_in = ceiling.IntoOutputInTurn(ds, planes[:2], threads=2)
+    try:
+        assert len(stand_in._work) == 2  # the timed selections, prepared when made
+        for z, index in enumerate(planes):
+            assert stand_in.read(index) is None
+            owner = stand_in._work[repr(encode(index))].__self__
+            assert owner.chunks.entries == ceiling.touched_chunks(ds, index).entries
+            if compression == "contiguous":  # whole contiguous blocks: the bytes as stored
+                expected = b"".join(
+                    Path(owner.chunks.paths[slot]).read_bytes()[offset : offset + size]
+                    for slot, offset, size, _ in owner.chunks.entries
+                )
+                assert owner.output.tobytes() == expected
+            else:
+                np.testing.assert_array_equal(
+                    owner._output.view(np.uint16), array[:, z].reshape(-1)
+                )
+        workload = Workload("zcol", "ds[:, z]", "throughput", planes[2], planes[:2])
+        results = run_workload({"ceiling": stand_in}, workload, array)
+        assert results["ceiling"]["correct"] is None and len(results["ceiling"]["times"]) == 2
+    finally:
+        stand_in.close()
 
 
 @pytest.mark.parametrize("compression", ["blosc", "contiguous"])

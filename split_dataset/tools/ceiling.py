@@ -35,7 +35,7 @@ from ..blocks import block_of
 from ..dataset import SplitDataset
 from ..file_layout import Codec, FileLayout
 from .native_decoders import DecoderUnavailable, native_decoders
-from .workloads import drop_cache, result_nbytes
+from .workloads import drop_cache, encode, result_nbytes
 
 N_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -580,6 +580,51 @@ class FirstTouch:
 
     def close(self) -> None:
         self._pool.shutdown()
+
+
+class IntoOutputInTurn:
+    """A stand-in reader for ``workloads.run_workload``: ``read(index)`` decodes the chunks of
+    that very selection (uncompressed ones: ``pread``) each into its place in an output of
+    their size, pages touched beforehand, on ``threads`` threads (``LoadedChunks.
+    decode_in_place``, ``PreadRanges.read_in_place``).
+
+    The into-the-output ceiling of each read, timed in turn with the readers: the report's own
+    is measured on the union of a workload's selections at another moment than the reads, and
+    on this VM two moments a few seconds apart can differ by a fifth. The chunks of the timed
+    ``selections`` are loaded (and their outputs touched) when made; another selection's, at
+    its first read. Its result is no data: ``checks = False``."""
+
+    checks = False
+
+    def __init__(self, ds: SplitDataset, selections: Sequence[tuple], threads: int = N_CORES):
+        self.ds, self.threads = ds, threads
+        self._work: dict[str, Any] = {}
+        for index in selections:
+            self._prepared(index)
+
+    def _prepared(self, index: tuple):
+        key = repr(encode(index))
+        work = self._work.get(key)
+        if work is None:
+            chunks = touched_chunks(self.ds, index)
+            if any(codec != Codec.RAW for codec in chunks.codecs):
+                loaded = LoadedChunks(chunks)
+                work = self._work[key] = loaded.decode_in_place
+            else:
+                ranges = PreadRanges(chunks)
+                work = self._work[key] = ranges.read_in_place
+            work(self.threads)  # the output's pages, the decoders
+        return work
+
+    def read(self, index: tuple) -> None:
+        self._prepared(index)(self.threads)
+
+    def close(self) -> None:
+        for work in self._work.values():
+            owner = work.__self__
+            if isinstance(owner, PreadRanges):
+                owner.close()
+        self._work.clear()
 
 
 # --- the ceiling -----------------------------------------------------------------------------
