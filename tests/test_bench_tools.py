@@ -456,10 +456,11 @@ def test_the_ceiling_in_turn_does_each_selections_own_work_into_its_output(tmp_p
     planes = [(slice(None), z) for z in range(3)]
     stand_in = ceiling.IntoOutputInTurn(ds, planes[:2], threads=2)
     try:
-        assert len(stand_in._work) == 2  # the timed selections, prepared when made
+        assert len(stand_in._placers) == 2  # the timed selections, prepared when made
         for z, index in enumerate(planes):
             assert stand_in.read(index) is None
-            owner = stand_in._work[repr(encode(index))].__self__
+            placer = stand_in._placers[repr(encode(index))]
+            owner = placer._ranges if compression == "contiguous" else placer._loaded
             assert owner.chunks.entries == ceiling.touched_chunks(ds, index).entries
             if compression == "contiguous":  # whole contiguous blocks: the bytes as stored
                 expected = b"".join(

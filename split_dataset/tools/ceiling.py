@@ -20,6 +20,7 @@ reach: ``min(n x single-thread decode rate, pread rate)``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import itertools
 import os
@@ -478,21 +479,29 @@ def compute_scaling(reps: int = 7, rounds: int = 400) -> dict:
 _GETDENTS64 = {"x86_64": 217, "aarch64": 61}  # the syscall's number per architecture
 
 
+@functools.cache
+def _getdents64() -> Callable[..., int]:
+    """``getdents64(fd, buffer, size)`` through libc's ``syscall``, looked up once (not in the
+    timed read)."""
+    import platform
+
+    number = _GETDENTS64.get(platform.machine())
+    if number is None:
+        raise NotImplementedError(f"getdents64's number on {platform.machine()} is not known")
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    return functools.partial(syscall, number)
+
+
 def read_directory(folder: Path, buffer: Any = None) -> int:
     """Have the kernel hand over every entry of ``folder`` (``getdents64``, through ctypes,
     into ``buffer``: 4 MiB, one call for tens of thousands of names), the names left unread;
     returns the bytes of entries read. Linux only."""
-    import platform
-
-    getdents64 = _GETDENTS64.get(platform.machine())
-    if getdents64 is None:
-        raise NotImplementedError(f"getdents64's number on {platform.machine()} is not known")
-    libc = ctypes.CDLL(None, use_errno=True)
+    getdents64 = _getdents64()
     buffer = ctypes.create_string_buffer(4 << 20) if buffer is None else buffer
     total = 0
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        while (read := libc.syscall(getdents64, fd, buffer, len(buffer))) > 0:
+        while (read := getdents64(fd, buffer, len(buffer))) > 0:
             total += read
     finally:
         os.close(fd)
@@ -598,33 +607,25 @@ class IntoOutputInTurn:
 
     def __init__(self, ds: SplitDataset, selections: Sequence[tuple], threads: int = N_CORES):
         self.ds, self.threads = ds, threads
-        self._work: dict[str, Any] = {}
+        self._placers: dict[str, _Placer] = {}
         for index in selections:
-            self._prepared(index)
+            self._placer(index)
 
-    def _prepared(self, index: tuple):
+    def _placer(self, index: tuple) -> _Placer:
         key = repr(encode(index))
-        work = self._work.get(key)
-        if work is None:
-            chunks = touched_chunks(self.ds, index)
-            if any(codec != Codec.RAW for codec in chunks.codecs):
-                loaded = LoadedChunks(chunks)
-                work = self._work[key] = loaded.decode_in_place
-            else:
-                ranges = PreadRanges(chunks)
-                work = self._work[key] = ranges.read_in_place
-            work(self.threads)  # the output's pages, the decoders
-        return work
+        placer = self._placers.get(key)
+        if placer is None:
+            placer = self._placers[key] = _Placer(touched_chunks(self.ds, index))
+            placer.place(self.threads)  # the output's pages, the decoders
+        return placer
 
     def read(self, index: tuple) -> None:
-        self._prepared(index)(self.threads)
+        self._placer(index).place(self.threads)
 
     def close(self) -> None:
-        for work in self._work.values():
-            owner = work.__self__
-            if isinstance(owner, PreadRanges):
-                owner.close()
-        self._work.clear()
+        for placer in self._placers.values():
+            placer.close()
+        self._placers.clear()
 
 
 # --- the ceiling -----------------------------------------------------------------------------
@@ -684,25 +685,39 @@ def measure_in_place(
     out: dict = {}
     if not len(chunks):
         return out
-    if any(codec != Codec.RAW for codec in chunks.codecs):
-        loaded = LoadedChunks(chunks)
-        try:
-            for n in sorted(set(threads)):
-                loaded.decode_in_place(n)  # warm-up: the output's pages, the decoders
-                median = float(np.median([loaded.decode_in_place(n) for _ in range(reps)]))
-                out[f"decode{n}_in_place_rate"] = chunks.decoded / median
-        except DecoderUnavailable as error:
-            out["unavailable"] = str(error)
-        return out
-    ranges = PreadRanges(chunks)
+    placer = _Placer(chunks)
+    kind = "decode{}_in_place_rate" if placer.decodes else "pread{}_in_place_decoded_rate"
     try:
         for n in sorted(set(threads)):
-            ranges.read_in_place(n)  # warm-up: the output's pages
-            median = float(np.median([ranges.read_in_place(n) for _ in range(reps)]))
-            out[f"pread{n}_in_place_decoded_rate"] = chunks.decoded / median
+            placer.place(n)  # warm-up: the output's pages, the decoders
+            median = float(np.median([placer.place(n) for _ in range(reps)]))
+            out[kind.format(n)] = chunks.decoded / median
+    except DecoderUnavailable as error:
+        out["unavailable"] = str(error)
     finally:
-        ranges.close()
+        placer.close()
     return out
+
+
+class _Placer:
+    """A ChunkSet's work into the output: compressed chunks decoded each into its place
+    (``LoadedChunks.decode_in_place``), uncompressed ones read there (``PreadRanges.
+    read_in_place``). ``place(threads)`` returns wall seconds."""
+
+    def __init__(self, chunks: ChunkSet) -> None:
+        self.decodes = any(codec != Codec.RAW for codec in chunks.codecs)
+        self._ranges = None if self.decodes else PreadRanges(chunks)
+        self._loaded = LoadedChunks(chunks) if self.decodes else None
+
+    def place(self, threads: int) -> float:
+        if self._loaded is not None:
+            return self._loaded.decode_in_place(threads)
+        assert self._ranges is not None
+        return self._ranges.read_in_place(threads)
+
+    def close(self) -> None:
+        if self._ranges is not None:
+            self._ranges.close()
 
 
 def measure_cold_pread(
