@@ -115,7 +115,13 @@ def _check_probed(
     shape in the JSON smaller than the files' would read every block shifted)."""
     grid = blocks_per_axis(shape, metadata.shape_block, metadata.padding)
     geometry = BlockGrid(
-        shape, np.dtype(np.uint8), metadata.shape_block, grid, metadata.padding, [], None
+        shape,
+        np.dtype(np.uint8),
+        metadata.shape_block,
+        grid,
+        metadata.padding,
+        BlockPaths(contents.folder, []),
+        None,
     )
     for summary, linear in zip(probed, (0, len(contents.block_names) - 1)):
         if summary is not None and linear < int(np.prod(grid)):

@@ -8,6 +8,7 @@ path); afterwards a chunk is a byte range of the file that the compiled reader f
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,12 +151,24 @@ def _open_stack(path: Path, key: str | None) -> _OpenStack:
     return _OpenStack(file_id, dataset_id, key)
 
 
-def file_identity(stat: os.stat_result) -> tuple[int, int, int, int]:
-    """A file version as the readers trust it: device, inode, size and modification time."""
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+_IDENTITY = struct.Struct("=qqqq")
 
 
-def reopen_stack(path: Path, key: str, identity: tuple[int, int, int, int]) -> _OpenStack:
+def file_identity(stat: os.stat_result) -> bytes:
+    """A file version as the readers trust it: device, inode, size and modification time,
+    packed as ``_listing.stat_identities`` gives them for 100 files before every read (one
+    bytes object a file, not five Python objects)."""
+    return _IDENTITY.pack(
+        _signed(stat.st_dev), _signed(stat.st_ino), stat.st_size, stat.st_mtime_ns
+    )
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit field as the int64 the compiled stat stores it as."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def reopen_stack(path: Path, key: str, identity: bytes) -> _OpenStack:
     """The stack dataset of ``path`` opened again for a detached lazy chunk index, if the
     path still names the file version ``identity`` (before and after opening); else
     ``BlockFileError`` (the file was replaced during the read)."""

@@ -14,7 +14,7 @@ to the same answer).
 import os
 
 from libc.stdint cimport int64_t
-from libc.string cimport memcmp, strlen
+from libc.string cimport memcmp, memcpy, strlen
 
 cdef extern from "Python.h":
     object PyUnicode_DecodeFSDefault(const char* name)
@@ -128,19 +128,86 @@ cdef extern from "<sys/stat.h>" nogil:
         long st_size
         timespec_t st_mtim
     int stat(const char* path, stat_t* buffer)
+    int fstatat(int directory, const char* name, stat_t* buffer, int flags)
+
+cdef extern from "<fcntl.h>" nogil:
+    int open(const char* path, int flags)
+    int O_RDONLY, O_DIRECTORY, O_CLOEXEC
+
+cdef extern from "<unistd.h>" nogil:
+    int close(int fd)
 
 cdef extern from "<stdlib.h>" nogil:
     void* malloc(size_t size)
     void free(void* pointer)
 
+cdef extern from "Python.h":
+    object PyOS_FSPath(object path)
+    object PyUnicode_EncodeFSDefault(object text)
+    object PyBytes_FromStringAndSize(const char* data, Py_ssize_t size)
+
+
+cdef struct Identity:  # file_layout.file_identity's bytes: native int64s, no padding
+    int64_t device
+    int64_t inode
+    int64_t size
+    int64_t modified_ns
+
+
+cdef inline bytes _encoded(object path):
+    """``os.fsencode`` without its Python frame (0.2 us a path)."""
+    path = PyOS_FSPath(path)
+    return path if type(path) is bytes else PyUnicode_EncodeFSDefault(path)
+
+
+cdef inline Py_ssize_t _name_start(const char* path) noexcept nogil:
+    """Where the last component of ``path`` starts (0: no folder part)."""
+    cdef Py_ssize_t i = 0, start = 0
+    while path[i]:
+        if path[i] == 47:  # '/'
+            start = i + 1
+        i += 1
+    return start
+
+
+cdef int _stat_all(const char** paths, Py_ssize_t n, stat_t* found, int* failed) noexcept nogil:
+    """Stat every path; the paths of one folder relative to that folder opened once (a read's
+    files share one: the path is then walked once, not once a file, 0.25 us a file less).
+    Same result as ``stat`` of each path, but the folder named at the start is the one
+    looked in throughout (as a folder renamed during a read leaves any check racing)."""
+    cdef Py_ssize_t i, start, folder_length = -1
+    cdef const char* folder = NULL
+    cdef char* folder_copy
+    cdef int directory = -1
+    for i in range(n):
+        start = _name_start(paths[i])
+        if start > 1 and (start != folder_length or memcmp(paths[i], folder, start) != 0):
+            if directory >= 0:
+                close(directory)
+            directory, folder, folder_length = -1, paths[i], start
+            folder_copy = <char*>malloc(start + 1)
+            if folder_copy != NULL:
+                memcpy(folder_copy, paths[i], start)
+                folder_copy[start] = 0
+                directory = open(folder_copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                free(folder_copy)
+        if start > 1 and directory >= 0:
+            failed[i] = fstatat(directory, paths[i] + start, &found[i], 0) != 0
+        else:  # a name in the working folder, at the root, or a folder we may not open
+            failed[i] = stat(paths[i], &found[i]) != 0
+    if directory >= 0:
+        close(directory)
+    return 0
+
 
 def stat_identities(paths):
-    """Per path (``os.PathLike`` or str), ``(st_dev, st_ino, st_size, st_mtime_ns)`` as
-    ``os.stat`` gives them, or None if it cannot be stat-ed (the caller's ``os.stat`` then
-    raises its error). The stats run with the GIL released: a read across 100 block files
-    checks each for a replacement in 1.5 us instead of 2.3 us through ``os.stat``."""
+    """Per path (``os.PathLike``, str or bytes), ``file_layout.file_identity`` of its
+    ``os.stat``, or None if it cannot be stat-ed (the caller's ``os.stat`` then raises its
+    error). The stats run with the GIL released: a read across 100 block files checks each
+    for a replacement in 1.5 us instead of 2.3 us through ``os.stat``."""
     cdef Py_ssize_t i, n = len(paths)
-    encoded = [os.fsencode(path) for path in paths]
+    cdef Identity identity
+    encoded = [_encoded(path) for path in paths]
     cdef const char** names = <const char**>malloc(max(n, 1) * sizeof(char*))
     cdef stat_t* found = <stat_t*>malloc(max(n, 1) * sizeof(stat_t))
     cdef int* failed = <int*>malloc(max(n, 1) * sizeof(int))
@@ -151,14 +218,15 @@ def stat_identities(paths):
         for i in range(n):
             names[i] = <bytes>encoded[i]
         with nogil:
-            for i in range(n):
-                failed[i] = stat(names[i], &found[i]) != 0
-        return [
-            None if failed[i] else (
-                found[i].st_dev, found[i].st_ino, found[i].st_size,
-                found[i].st_mtim.tv_sec * 1000000000 + found[i].st_mtim.tv_nsec,
-            )
-            for i in range(n)
-        ]
+            _stat_all(names, n, found, failed)
+        identities = [None] * n
+        for i in range(n):
+            if not failed[i]:
+                identity.device = found[i].st_dev
+                identity.inode = found[i].st_ino
+                identity.size = found[i].st_size
+                identity.modified_ns = found[i].st_mtim.tv_sec * 1000000000 + found[i].st_mtim.tv_nsec
+                identities[i] = PyBytes_FromStringAndSize(<char*>&identity, sizeof(Identity))
+        return identities
     finally:
         free(names); free(found); free(failed)

@@ -192,3 +192,30 @@ def test_block_files_are_stat_ed_as_os_stat_does(tmp_path):
     replacement.replace(files[1])
     assert stat_identities([files[1]]) == [file_identity(os.stat(files[1]))] != [found[1]]
     assert stat_identities([]) == []
+
+
+def test_block_files_of_several_folders_are_stat_ed_each_in_its_own(tmp_path, monkeypatch):
+    """Paths are stat-ed relative to their folder, opened once for a run of paths in it:
+    paths alternating between folders, a longer folder name sharing a prefix, bytes, a name
+    relative to the working folder and one at the root each get their own file's identity."""
+    from split_dataset._ext._listing import stat_identities
+    from split_dataset.file_layout import file_identity
+
+    folders = [tmp_path / "a", tmp_path / "ab", tmp_path / "a" / "b"]
+    for size, folder in enumerate(folders, start=1):
+        folder.mkdir()
+        (folder / "0000.h5").write_bytes(b"x" * size)
+    monkeypatch.chdir(folders[1])
+    paths = [
+        folders[0] / "0000.h5",
+        folders[1] / "0000.h5",
+        os.fsencode(folders[0] / "0000.h5"),
+        folders[2] / "0000.h5",
+        "0000.h5",
+        folders[2] / "gone.h5",
+        "/",
+        folders[0] / "0000.h5",
+    ]
+    expected = [file_identity(os.stat(path)) if os.path.exists(path) else None for path in paths]
+    assert stat_identities(paths) == expected
+    assert len({expected[0], expected[1], expected[3]}) == 3

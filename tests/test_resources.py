@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -115,8 +116,9 @@ def write_many_files(folder: Path, count: int) -> None:
     folder.mkdir()
     template = folder / "template.h5"
     with h5py.File(template, "w") as handle:
-        dataset = handle.create_dataset("stack_4D", shape=FILE_SHAPE, dtype=np.uint16,
-                                        chunks=CHUNK_SHAPE)
+        dataset = handle.create_dataset(
+            "stack_4D", shape=FILE_SHAPE, dtype=np.uint16, chunks=CHUNK_SHAPE
+        )
         dataset[...] = 0
         spans = []
         dataset.id.chunk_iter(lambda info: spans.append((info.byte_offset, info.size)))
@@ -127,9 +129,9 @@ def write_many_files(folder: Path, count: int) -> None:
         for offset, size in spans:
             data[offset : offset + size] = value
         (folder / f"{t:04d}.h5").write_bytes(data)
-    (folder / "stack_metadata.json").write_text(json.dumps(
-        {"shape_full": [count, *FILE_SHAPE[1:]], "shape_block": list(FILE_SHAPE)}
-    ))
+    (folder / "stack_metadata.json").write_text(
+        json.dumps({"shape_full": [count, *FILE_SHAPE[1:]], "shape_block": list(FILE_SHAPE)})
+    )
 
 
 LOW_LIMIT_SCRIPT = textwrap.dedent(
@@ -175,8 +177,13 @@ def test_twenty_thousand_files_read_end_to_end_under_a_low_descriptor_limit(tmp_
     write_many_files(folder, MANY_FILES)
     script = tmp_path / "low_limit.py"
     script.write_text(LOW_LIMIT_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
-                            text=True, timeout=600, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(script), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert result.stdout.count(" ok") == 7, result.stdout
 
@@ -186,8 +193,9 @@ def test_threads_that_come_and_go_leave_memory_flat(tmp_path):
     it exits (350 threads used to keep 700 MiB)."""
     rng = np.random.default_rng(3)
     array = rng.integers(0, 400, (4, 1024, 1024)).astype(np.uint16)
-    folder = write_split_dataset(tmp_path / "big", array, (4, 1024, 1024), (1, 1024, 1024),
-                                 "blosc:lz4")
+    folder = write_split_dataset(
+        tmp_path / "big", array, (4, 1024, 1024), (1, 1024, 1024), "blosc:lz4"
+    )
     ds = SplitDataset(folder)
     ds.read((0, slice(0, 512)), threads=1)  # files indexed, pool and caches warm
 
@@ -399,12 +407,19 @@ def test_reopening_for_a_detached_index_checks_the_file_version(partly_indexed_f
 
     folder, _ = partly_indexed_files
     path = folder / "0001.h5"
-    identity = file_identity(os.stat(path))
+    stat = os.stat(path)
+    identity = file_identity(stat)
     handle = reopen_stack(path, "stack_4D", identity)
     assert handle.dataset_id.shape == (1, 4, 64, 16)
     handle.close()
+    modified_later = SimpleNamespace(
+        st_dev=stat.st_dev,
+        st_ino=stat.st_ino,
+        st_size=stat.st_size,
+        st_mtime_ns=stat.st_mtime_ns + 1,
+    )
     with pytest.raises(BlockFileError, match="0001.h5"):
-        reopen_stack(path, "stack_4D", identity[:3] + (identity[3] + 1,))
+        reopen_stack(path, "stack_4D", file_identity(modified_later))
     path.unlink()
     with pytest.raises(BlockFileError, match="0001.h5"):
         reopen_stack(path, "stack_4D", identity)
