@@ -151,21 +151,14 @@ def _open_stack(path: Path, key: str | None) -> _OpenStack:
     return _OpenStack(file_id, dataset_id, key)
 
 
-_IDENTITY = struct.Struct("=qqqq")
+_IDENTITY = struct.Struct("=QQqq")
 
 
 def file_identity(stat: os.stat_result) -> bytes:
     """A file version as the readers trust it: device, inode, size and modification time,
     packed as ``_listing.stat_identities`` gives them for 100 files before every read (one
     bytes object a file, not five Python objects)."""
-    return _IDENTITY.pack(
-        _signed(stat.st_dev), _signed(stat.st_ino), stat.st_size, stat.st_mtime_ns
-    )
-
-
-def _signed(value: int) -> int:
-    """An unsigned 64-bit field as the int64 the compiled stat stores it as."""
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return _IDENTITY.pack(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def reopen_stack(path: Path, key: str, identity: bytes) -> _OpenStack:

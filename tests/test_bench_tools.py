@@ -549,7 +549,7 @@ def test_the_unchecked_files_diagnostic_skips_only_its_own_file_checks(tmp_path)
 
     array = np.arange(2 * 3 * 8 * 8, dtype=np.uint16).reshape(2, 3, 8, 8)
     folder = write_split_dataset(tmp_path / "ds", array, (1, 3, 8, 8), compression="raw")
-    checking = file_cache._stat
+    checking = file_cache.current_identity
     unchecked, package = UncheckedFilesReader(folder, 1), PackageReader(folder, 1)
     try:
         for reader in (unchecked, package):
@@ -559,7 +559,7 @@ def test_the_unchecked_files_diagnostic_skips_only_its_own_file_checks(tmp_path)
         block = sorted(folder.glob("*.h5"))[1]
         (tmp_path / "new" / block.name).replace(block)
         np.testing.assert_array_equal(unchecked.read((1, 2)), array[1, 2])  # stale: no check
-        assert file_cache._stat is checking
+        assert file_cache.current_identity is checking
         np.testing.assert_array_equal(package.read((1, 2)), replaced[1, 2])
     finally:
         unchecked.close()

@@ -196,7 +196,7 @@ def test_block_files_are_stat_ed_as_os_stat_does(tmp_path):
 
 def test_block_files_of_several_folders_are_stat_ed_each_in_its_own(tmp_path, monkeypatch):
     """Paths are stat-ed relative to their folder, opened once for a run of paths in it:
-    paths alternating between folders, a longer folder name sharing a prefix, bytes, a name
+    runs and lone paths, folders whose names share a prefix, bytes, missing files, a name
     relative to the working folder and one at the root each get their own file's identity."""
     from split_dataset._ext._listing import stat_identities
     from split_dataset.file_layout import file_identity
@@ -207,15 +207,18 @@ def test_block_files_of_several_folders_are_stat_ed_each_in_its_own(tmp_path, mo
         (folder / "0000.h5").write_bytes(b"x" * size)
     monkeypatch.chdir(folders[1])
     paths = [
-        folders[0] / "0000.h5",
+        folders[0] / "0000.h5",  # alone in its folder: stat-ed whole
         folders[1] / "0000.h5",
-        os.fsencode(folders[0] / "0000.h5"),
+        os.fsencode(folders[0] / "0000.h5"),  # a run of three in one folder
+        folders[0] / "0000.h5",
+        folders[0] / "gone.h5",
         folders[2] / "0000.h5",
         "0000.h5",
+        folders[2] / "0000.h5",
         folders[2] / "gone.h5",
         "/",
         folders[0] / "0000.h5",
     ]
     expected = [file_identity(os.stat(path)) if os.path.exists(path) else None for path in paths]
     assert stat_identities(paths) == expected
-    assert len({expected[0], expected[1], expected[3]}) == 3
+    assert len({expected[0], expected[1], expected[5]}) == 3

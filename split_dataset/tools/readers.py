@@ -15,7 +15,6 @@ Both have ``read(index)`` and ``open_and_read(index)`` (the workloads' interface
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,28 +183,28 @@ class UncheckedFilesReader(PackageReader):
 
     def __init__(self, folder: str | Path, threads: int) -> None:
         super().__init__(folder, threads)
-        self._first_stats: dict[Path, os.stat_result] = {}
+        self._first_identities: dict[Path, bytes] = {}
 
     def note(self, workload: str) -> str:
         return "diagnostic: files not re-checked"
 
     def read(self, index: tuple) -> np.ndarray:
-        with self._first_stat_reused():
+        with self._first_identity_reused():
             return super().read(index)
 
     @contextlib.contextmanager
-    def _first_stat_reused(self) -> Iterator[None]:
-        checking = file_cache._stat
-        first_stats = self._first_stats
+    def _first_identity_reused(self) -> Iterator[None]:
+        checking = file_cache.current_identity
+        first_identities = self._first_identities
 
-        def first_stat(path: Path) -> os.stat_result:
-            found = first_stats.get(path)
+        def first_identity(path: Path) -> bytes:
+            found = first_identities.get(path)
             if found is None:
-                found = first_stats[path] = checking(path)
+                found = first_identities[path] = checking(path)
             return found
 
-        file_cache._stat = first_stat
+        file_cache.current_identity = first_identity
         try:
             yield
         finally:
-            file_cache._stat = checking
+            file_cache.current_identity = checking
