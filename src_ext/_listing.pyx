@@ -11,8 +11,6 @@ folder with ``os.listdir`` and ``discovery``'s general rule decides (the tests h
 to the same answer).
 """
 
-import os
-
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp, memcpy, strlen
 
@@ -188,7 +186,7 @@ cdef int _open_folder(const char* folder, Py_ssize_t length) noexcept nogil:
     return directory
 
 
-cdef int _stat_all(const char** paths, Py_ssize_t n, stat_t* found, int* failed) noexcept nogil:
+cdef void _stat_all(const char** paths, Py_ssize_t n, stat_t* found, int* failed) noexcept nogil:
     """Stat every path; a run of paths in one folder relative to that folder, opened once (a
     read's files share one: the path is then walked once, not once a file, 0.25 us a file
     less; a lone path is stat-ed as it is, opening its folder would cost more).
@@ -212,7 +210,6 @@ cdef int _stat_all(const char** paths, Py_ssize_t n, stat_t* found, int* failed)
             failed[i] = stat(paths[i], &found[i]) != 0
     if directory >= 0:
         close(directory)
-    return 0
 
 
 def stat_identities(paths):

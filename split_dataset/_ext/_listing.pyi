@@ -8,5 +8,5 @@ def scan_numbered_run(
     folder: bytes, wanted_prefix: bytes | None
 ) -> tuple[bytes, int, int, int, list[str]] | None: ...
 def stat_identities(
-    paths: Sequence[os.PathLike[str] | str],
+    paths: Sequence[os.PathLike[str] | str | bytes],
 ) -> list[bytes | None]: ...
